@@ -1,0 +1,310 @@
+"""Configuration: the service file and one file per model, validated once at load time.
+
+``configs/controller.yaml`` holds the service settings (store, MLflow, broker, budgets, policy
+defaults, webhook allow-list); ``configs/models/<name>.yaml`` holds one watched model each.
+Environment variables with the ``RETRAIN_`` prefix override service keys; nested keys use a
+double underscore (``RETRAIN_STORE_URL``, ``RETRAIN_WEBHOOKS__ALLOW_HOSTS``).
+
+Every validation error becomes a :class:`~controller.errors.ConfigError` naming the file, the
+key path and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from controller.economics import EconomicsConfig
+from controller.errors import ConfigError
+from controller.policy import PolicyConfig
+
+ENV_PREFIX = "RETRAIN_"
+DEFAULT_CONFIG = Path("configs/controller.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSource(_Strict):
+    """Rows from Parquet or CSV files matching a path or glob."""
+
+    kind: Literal["files"] = "files"
+    path: str = Field(..., description="A file, directory or glob; relative paths are from the config file.")
+    format: Literal["auto", "parquet", "csv"] = "auto"
+
+
+class SqlSource(_Strict):
+    """Rows from a table (or a SELECT) reached through a SQLAlchemy URL."""
+
+    kind: Literal["sql"] = "sql"
+    url: str = Field(..., description="SQLAlchemy URL; ${VAR} is expanded from the environment.")
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self
+
+
+class DataConfig(_Strict):
+    """Where a model's production data and its labels come from."""
+
+    source: FileSource | SqlSource = Field(..., discriminator="kind")
+    time_column: str = "timestamp"
+    id_column: str = "id"
+    window_hours: float = Field(24.0 * 7, gt=0, description="Length of the current window (hours).")
+    labels: FileSource | SqlSource | None = Field(
+        None, discriminator="kind", description="Labels arriving later, joined on id_column."
+    )
+    label_column: str = "label"
+    label_delay_hours: float = Field(0.0, ge=0, description="Labels younger than this are not trusted yet.")
+    min_labeled_rows: int = Field(200, ge=1, description="Fewer labeled rows than this is 'insufficient'.")
+
+
+class ScheduleConfig(_Strict):
+    """When the model is checked: ``every`` (e.g. ``30m``, ``6h``, ``1d``) or a 5-field ``cron``."""
+
+    every: str | None = "1h"
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduleConfig:
+        if self.cron is not None:
+            if len(self.cron.split()) != 5:
+                raise ValueError(f"cron must have 5 fields, got {self.cron!r}")
+        elif self.every is None:
+            raise ValueError("give 'every' or 'cron'")
+        else:
+            parse_duration(self.every)
+        return self
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.cron is not None or self.every is None else parse_duration(self.every)
+
+
+class TrainerConfig(_Strict):
+    """The training code, named here (and only here): never taken from a tag."""
+
+    callable: str = Field(..., description="'package.module:function' called as f(train_df, **params).")
+    params: dict[str, Any] = Field(default_factory=dict)
+    window_hours: float | None = Field(None, gt=0, description="Training window; default: the check window.")
+
+    @field_validator("callable")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        mod, sep, fn = v.partition(":")
+        if not sep or not mod or not fn.isidentifier():
+            raise ValueError(f"must look like 'package.module:function', got {v!r}")
+        return v
+
+
+class NotifyConfig(_Strict):
+    """Where the owner's webhooks go; the secret is read from the environment variable named here."""
+
+    url: str | None = None
+    secret_env: str | None = None
+    slack: bool = False
+    digest_hours: float = Field(24.0, ge=0, description="Repeat an unchanged DEFER at most this often.")
+
+
+class DriftConfig(_Strict):
+    """Per-model drift settings; the detectors validate the names."""
+
+    engine: Literal["native", "evidently"] = "native"
+    stattest: str | None = None
+    stattest_threshold: float | None = None
+    per_column_stattest: dict[str, str] = Field(default_factory=dict)
+    per_type_stattest: dict[Literal["numerical", "categorical"], str] = Field(default_factory=dict)
+    correction: Literal["none", "bonferroni", "bh"] = "none"
+    min_effect: float | None = Field(None, ge=0)
+    columns: list[str] | None = None
+    categorical: list[str] = Field(default_factory=list)
+
+
+class ModelConfig(_Strict):
+    """One watched model: ``configs/models/<name>.yaml``."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    registered_model: str
+    alias: str = "champion"
+    owner: str | None = None
+    team: str | None = None
+    business_purpose: str | None = None
+    task: Literal["classification", "regression"] = "classification"
+    features: list[str] | None = None
+    target: str = "label"
+    prediction_column: str = "prediction"
+    proba_columns: list[str] = Field(default_factory=list)
+    data: DataConfig
+    schedule: ScheduleConfig = ScheduleConfig()
+    economics: EconomicsConfig | None = None
+    policy: dict[str, Any] = Field(default_factory=dict, description="Overrides of the policy defaults.")
+    policy_preset: str | None = Field(None, description="A file in configs/policies/, e.g. 'growth'.")
+    trainer: TrainerConfig | None = None
+    notify: NotifyConfig = NotifyConfig()
+    drift: DriftConfig = DriftConfig()
+    source_file: str | None = Field(None, exclude=True)
+
+
+class WebhookSettings(_Strict):
+    allow_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Hosts webhooks may be sent to; anything else is refused.",
+    )
+    max_attempts: int = Field(8, ge=1)
+    backoff_seconds: float = Field(5.0, gt=0)
+    timeout_seconds: float = Field(5.0, gt=0)
+
+
+class ServiceConfig(_Strict):
+    """``configs/controller.yaml``."""
+
+    store_url: str = "sqlite:///.retrain/audit.db"
+    mlflow_tracking_uri: str = "sqlite:///.retrain/mlflow.db"
+    mlflow_registry_uri: str | None = None
+    mlflow_artifact_root: str = ".retrain/mlartifacts"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = "redis://127.0.0.1:6379/1"
+    models_dir: str = "models"
+    policies_dir: str = "policies"
+    policy: PolicyConfig = PolicyConfig()
+    team_budgets: dict[str, float] = Field(default_factory=dict, description="Money per team per month.")
+    webhooks: WebhookSettings = WebhookSettings()
+    check_lock_seconds: int = Field(900, gt=0)
+    source_file: str | None = Field(None, exclude=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``90s``, ``30m``, ``6h`` or ``2d``.
+
+    >>> parse_duration("30m"), parse_duration("1.5h"), parse_duration("2d")
+    (1800.0, 5400.0, 172800.0)
+    """
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    text = str(text).strip()
+    try:
+        value = float(text[:-1])
+        unit = units[text[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise ValueError(f"a duration looks like 30s, 15m, 6h or 1d, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return value * unit
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors()[0]
+    path = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"files", "sql"}))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling against the README's config reference)"
+    return path, msg
+
+
+def validate(model: type[M], data: Any, file: str) -> M:
+    """Validate ``data`` against ``model``; any problem becomes one ConfigError line."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(file, "", f"expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        path, msg = _first_error(exc)
+        raise ConfigError(file, path, msg) from None
+
+
+def read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(str(path), "", "file not found")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(str(path), where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    out = dict(data)
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        if parts[0] not in ServiceConfig.model_fields:
+            continue
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        for p in parts[:-1]:
+            node[p] = dict(node.get(p) or {})
+            node = node[p]
+        node[parts[-1]] = value
+    return out
+
+
+def load_service_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> ServiceConfig:
+    """Load ``controller.yaml`` (default: ``$RETRAIN_CONFIG`` or ``configs/controller.yaml``)."""
+    env = os.environ if env is None else env
+    p = Path(path or env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG)
+    data = _env_overrides(read_yaml(p), env)
+    cfg = validate(ServiceConfig, data, str(p))
+    return cfg.model_copy(update={"source_file": str(p)})
+
+
+def config_dir(cfg: ServiceConfig) -> Path:
+    return Path(cfg.source_file).parent if cfg.source_file else Path("configs")
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    data = read_yaml(path)
+    cfg = validate(ModelConfig, data, str(path))
+    if cfg.name != path.stem:
+        raise ConfigError(str(path), "name", f"must match the file name {path.stem!r}, got {cfg.name!r}")
+    return cfg.model_copy(update={"source_file": str(path)})
+
+
+def load_models(cfg: ServiceConfig) -> dict[str, ModelConfig]:
+    """Every ``*.yaml`` under the models directory, by name."""
+    folder = config_dir(cfg) / cfg.models_dir
+    if not folder.is_dir():
+        raise ConfigError(str(folder), "", "models directory not found (set models_dir in controller.yaml)")
+    models = {}
+    for f in sorted(folder.glob("*.y*ml")):
+        m = load_model_config(f)
+        models[m.name] = m
+    return models
+
+
+def resolve_policy(service: ServiceConfig, model: ModelConfig) -> PolicyConfig:
+    """Service defaults, then the model's preset, then the model's own overrides."""
+    merged = service.policy.model_dump()
+    if model.policy_preset:
+        preset = config_dir(service) / service.policies_dir / f"{model.policy_preset}.yaml"
+        merged.update(read_yaml(preset) or {})
+        file = str(preset)
+    else:
+        file = model.source_file or model.name
+    merged.update(model.policy)
+    return validate(PolicyConfig, merged, file if not model.policy else (model.source_file or file))
+
+
+def relative_to_config(path: str, source_file: str | None) -> Path:
+    """A path from a config file, relative to that file's folder when it is not absolute."""
+    p = Path(os.path.expandvars(path))
+    if p.is_absolute() or source_file is None:
+        return p
+    return Path(source_file).parent / p

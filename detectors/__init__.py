@@ -1,0 +1,1 @@
+"""Statistics only: drift tests, reference profiles, data quality and performance metrics."""

@@ -1,0 +1,1 @@
+"""The Celery side: the app, thin tasks and beat schedules built from config."""

@@ -28,6 +28,25 @@ ENV_PREFIX = "RETRAIN_"
 DEFAULT_CONFIG = Path("configs/controller.yaml")
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``90s``, ``30m``, ``6h`` or ``2d``.
+
+    >>> parse_duration("30m"), parse_duration("1.5h"), parse_duration("2d")
+    (1800.0, 5400.0, 172800.0)
+    """
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    text = str(text).strip()
+    try:
+        value = float(text[:-1])
+        unit = units[text[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise ValueError(f"a duration looks like 30s, 15m, 6h or 1d, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return value * unit
+
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -185,24 +204,6 @@ class ServiceConfig(_Strict):
 
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as ``90s``, ``30m``, ``6h`` or ``2d``.
-
-    >>> parse_duration("30m"), parse_duration("1.5h"), parse_duration("2d")
-    (1800.0, 5400.0, 172800.0)
-    """
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    text = str(text).strip()
-    try:
-        value = float(text[:-1])
-        unit = units[text[-1]]
-    except (ValueError, KeyError, IndexError):
-        raise ValueError(f"a duration looks like 30s, 15m, 6h or 1d, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"a duration must be positive, got {text!r}")
-    return value * unit
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:

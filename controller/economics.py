@@ -65,7 +65,7 @@ def retrain_cost(economics: EconomicsConfig, past_training_hours: Sequence[float
     62.0
     >>> c = retrain_cost(e, [1.0, 2.0, 3.0])
     >>> (c.expected, round(c.low, 2), round(c.high, 2))
-    (68.0, 62.0, 74.0)
+    (68.0, 64.0, 76.0)
     """
     labeling = economics.labeling_cost_per_row * economics.labels_per_retrain
     overhead = economics.fixed_overhead

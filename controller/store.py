@@ -1,0 +1,624 @@
+"""The audit store: every model, check, decision, retrain, notification and outbox item, in SQL.
+
+SQLAlchemy 2 with any URL (SQLite by default, Postgres in production). The schema is created by
+the Alembic migrations in ``controller/migrations`` (``Store.migrate``).
+
+Concurrency rules that the workers rely on:
+- a retrain is created at most once per idempotency key (unique constraint);
+- budgets are charged with one conditional UPDATE per scope inside one transaction, so two
+  workers can never spend past a cap together;
+- outbox items are claimed by moving ``next_attempt_at`` forward in a conditional UPDATE, so two
+  deliverers never send the same item at the same time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from controller.decision import Decision
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    registered_model: Mapped[str] = mapped_column(String(300))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    business_purpose: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CheckRow(Base):
+    __tablename__ = "checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str | None] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    n_rows: Mapped[int | None] = mapped_column(Integer)
+    drift_share: Mapped[float | None] = mapped_column(Float)
+    metric: Mapped[str | None] = mapped_column(String(50))
+    metric_value: Mapped[float | None] = mapped_column(Float)
+    metric_source: Mapped[str | None] = mapped_column(String(20))
+    signals: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"), unique=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str | None] = mapped_column(String(50))
+    action: Mapped[str] = mapped_column(String(10))
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    summary: Mapped[str] = mapped_column(Text)
+    numbers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signal_source: Mapped[str] = mapped_column(String(20))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retry_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    needs_approval: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class RetrainRow(Base):
+    __tablename__ = "retrain_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    cost_estimate: Mapped[float | None] = mapped_column(Float)
+    cost_low: Mapped[float | None] = mapped_column(Float)
+    cost_high: Mapped[float | None] = mapped_column(Float)
+    actual_cost: Mapped[float | None] = mapped_column(Float)
+    training_hours: Mapped[float | None] = mapped_column(Float)
+    cost_anomaly: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    champion_version: Mapped[str | None] = mapped_column(String(50))
+    challenger_version: Mapped[str | None] = mapped_column(String(50))
+    champion_metric: Mapped[float | None] = mapped_column(Float)
+    challenger_metric: Mapped[float | None] = mapped_column(Float)
+    recovered: Mapped[bool | None] = mapped_column(sa.Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    """``mlflow_tags`` or ``webhook``."""
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    """``pending``, ``delivered``, ``dead`` or ``suppressed`` (digest)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotificationRow(Base):
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
+    model: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(50))
+    target: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    ok: Mapped[bool] = mapped_column(sa.Boolean)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OverrideRow(Base):
+    __tablename__ = "overrides"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    """``approve`` or ``veto``."""
+    author: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BudgetRow(Base):
+    __tablename__ = "budgets"
+    __table_args__ = (UniqueConstraint("scope", "month"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(250))
+    """``model:<name>`` or ``team:<name>``."""
+    month: Mapped[str] = mapped_column(String(7))
+    spent: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class EstimationErrorRow(Base):
+    __tablename__ = "estimation_errors"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    metric: Mapped[str] = mapped_column(String(50))
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
+    estimated: Mapped[float] = mapped_column(Float)
+    realized: Mapped[float] = mapped_column(Float)
+    abs_error: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def month_of(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums, datetimes and floats (inf/nan become None) as plain JSON values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: to_jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+class Store:
+    """All reads and writes of the audit store. One instance per process; thread-safe sessions."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        self.url = url
+        self.engine = sa.create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as s:
+            yield s
+
+    # models -------------------------------------------------------------------------------
+    def upsert_model(
+        self, name: str, registered_model: str, owner: str | None, team: str | None, business_purpose: str | None
+    ) -> None:
+        with self.session() as s:
+            row = s.get(ModelRow, name)
+            if row is None:
+                s.add(
+                    ModelRow(
+                        name=name,
+                        registered_model=registered_model,
+                        owner=owner,
+                        team=team,
+                        business_purpose=business_purpose,
+                    )
+                )
+            else:
+                row.registered_model, row.owner, row.team = registered_model, owner, team
+                row.business_purpose = business_purpose
+
+    # checks and decisions -------------------------------------------------------------------
+    def start_check(self, model: str, now: datetime) -> int:
+        with self.session() as s:
+            row = CheckRow(model=model, status="running", started_at=now)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def abandon_stale_checks(self, model: str, older_than: datetime) -> int:
+        """Mark checks left ``running`` by a dead worker as ``abandoned``; returns how many."""
+        with self.session() as s:
+            res = s.execute(
+                sa.update(CheckRow)
+                .where(CheckRow.model == model, CheckRow.status == "running", CheckRow.started_at < older_than)
+                .values(status="abandoned", error="worker stopped before finishing")
+            )
+            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    def fail_check(self, check_id: int, error: str, now: datetime) -> None:
+        with self.session() as s:
+            row = s.get_one(CheckRow, check_id)
+            row.status, row.error, row.finished_at = "failed", error[:4000], now
+
+    def finish_check(
+        self,
+        check_id: int,
+        version: str | None,
+        signals: dict[str, Any],
+        decision: Decision,
+        outbox: Sequence[tuple[str, str, dict[str, Any]]],
+        now: datetime,
+    ) -> int:
+        """Store the check's result, its decision and the outbox items in one transaction.
+
+        ``outbox`` holds ``(kind, dedupe_key, payload)``; a duplicate key is skipped. Returns the
+        decision id.
+        """
+        with self.session() as s:
+            check = s.get_one(CheckRow, check_id)
+            check.status, check.finished_at, check.version = "done", now, version
+            check.signals = to_jsonable(signals)
+            check.n_rows = signals.get("n_rows")
+            check.drift_share = signals.get("drift_share")
+            check.metric = signals.get("metric")
+            check.metric_value = signals.get("current")
+            check.metric_source = signals.get("source")
+            row = DecisionRow(
+                check_id=check_id,
+                model=check.model,
+                version=version,
+                action=decision.action.value,
+                reasons=decision.reason_codes,
+                summary=decision.summary,
+                numbers=to_jsonable(decision.numbers),
+                signal_source=decision.signal_source,
+                decided_at=decision.decided_at,
+                retry_after=decision.retry_after,
+                needs_approval=decision.needs_approval,
+            )
+            s.add(row)
+            s.flush()
+            for kind, key, payload in outbox:
+                self._add_outbox(s, check.model, kind, key, {**payload, "decision_id": row.id}, now)
+            return row.id
+
+    def _add_outbox(self, s: Session, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
+        exists = s.scalar(sa.select(OutboxRow.id).where(OutboxRow.dedupe_key == key))
+        if exists is None:
+            s.add(
+                OutboxRow(
+                    kind=kind,
+                    model=model,
+                    dedupe_key=key,
+                    payload=to_jsonable(payload),
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+
+    def enqueue(self, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
+        """Add one outbox item outside a decision (retrain progress, cost anomalies)."""
+        try:
+            with self.session() as s:
+                self._add_outbox(s, model, kind, key, payload, now)
+        except IntegrityError:
+            pass  # the same key was enqueued concurrently: once is enough
+
+    def decisions(self, model: str | None = None, limit: int = 50) -> list[DecisionRow]:
+        with self.session() as s:
+            q = sa.select(DecisionRow).order_by(DecisionRow.id.desc()).limit(limit)
+            if model is not None:
+                q = q.where(DecisionRow.model == model)
+            return list(s.scalars(q))
+
+    def latest_decisions(self) -> dict[str, DecisionRow]:
+        with self.session() as s:
+            newest = sa.select(sa.func.max(DecisionRow.id)).group_by(DecisionRow.model)
+            rows = s.scalars(sa.select(DecisionRow).where(DecisionRow.id.in_(newest)))
+            return {r.model: r for r in rows}
+
+    def checks(self, model: str, limit: int = 50) -> list[CheckRow]:
+        with self.session() as s:
+            q = sa.select(CheckRow).where(CheckRow.model == model).order_by(CheckRow.id.desc()).limit(limit)
+            return list(s.scalars(q))
+
+    def metric_history(self, model: str, metric: str, limit: int = 50) -> list[float]:
+        """Past values of a metric for a model, oldest first."""
+        with self.session() as s:
+            q = (
+                sa.select(CheckRow.metric_value)
+                .where(
+                    CheckRow.model == model,
+                    CheckRow.metric == metric,
+                    CheckRow.metric_value.is_not(None),
+                    CheckRow.status == "done",
+                )
+                .order_by(CheckRow.id.desc())
+                .limit(limit)
+            )
+            return [float(v) for v in reversed(list(s.scalars(q))) if v is not None]
+
+    # retrains -------------------------------------------------------------------------------
+    def create_retrain(self, model: str, decision_id: int | None, key: str, **fields: Any) -> int | None:
+        """Create a retrain; ``None`` when one with this idempotency key already exists."""
+        try:
+            with self.session() as s:
+                row = RetrainRow(model=model, decision_id=decision_id, idempotency_key=key, **fields)
+                s.add(row)
+                s.flush()
+                return row.id
+        except IntegrityError:
+            return None
+
+    def retrain(self, retrain_id: int) -> RetrainRow:
+        with self.session() as s:
+            return s.get_one(RetrainRow, retrain_id)
+
+    def update_retrain(self, retrain_id: int, **fields: Any) -> RetrainRow:
+        with self.session() as s:
+            row = s.get_one(RetrainRow, retrain_id)
+            for k, v in fields.items():
+                setattr(row, k, v)
+            return row
+
+    def claim_retrain(self, retrain_id: int, from_states: Sequence[str], to_state: str) -> bool:
+        """Move a retrain to ``to_state`` only if it is in one of ``from_states`` (one winner)."""
+        with self.session() as s:
+            res = s.execute(
+                sa.update(RetrainRow)
+                .where(RetrainRow.id == retrain_id, RetrainRow.state.in_(list(from_states)))
+                .values(state=to_state, updated_at=utcnow())
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def retrains(self, model: str | None = None, limit: int = 50) -> list[RetrainRow]:
+        with self.session() as s:
+            q = sa.select(RetrainRow).order_by(RetrainRow.id.desc()).limit(limit)
+            if model is not None:
+                q = q.where(RetrainRow.model == model)
+            return list(s.scalars(q))
+
+    def retrain_in_flight(self, model: str) -> bool:
+        with self.session() as s:
+            q = sa.select(sa.func.count()).where(
+                RetrainRow.model == model, RetrainRow.state.in_(["queued", "training", "evaluating"])
+            )
+            return bool(s.scalar(q))
+
+    # budgets --------------------------------------------------------------------------------
+    def charge(self, caps: dict[str, float | None], amount: float, when: datetime) -> bool:
+        """Charge ``amount`` to every scope in ``caps`` (``model:x``, ``team:y``) or to none.
+
+        A scope with a cap is charged only while spent + amount <= cap; the conditional UPDATE
+        makes that atomic across workers. Returns False (and charges nothing) when any cap would
+        be exceeded.
+        """
+        month = month_of(when)
+        for scope in caps:
+            try:
+                with self.session() as s:
+                    q = sa.select(BudgetRow.id).where(BudgetRow.scope == scope, BudgetRow.month == month)
+                    if s.scalar(q) is None:
+                        s.add(BudgetRow(scope=scope, month=month, spent=0.0))
+            except IntegrityError:
+                pass
+        with self.session() as s:
+            for scope, cap in caps.items():
+                stmt = sa.update(BudgetRow).where(BudgetRow.scope == scope, BudgetRow.month == month)
+                if cap is not None:
+                    stmt = stmt.where(BudgetRow.spent + amount <= cap + 1e-9)
+                res = s.execute(stmt.values(spent=BudgetRow.spent + amount))
+                if not res.rowcount:  # type: ignore[attr-defined]
+                    s.rollback()
+                    return False
+            return True
+
+    def spent(self, scope: str, when: datetime) -> float:
+        with self.session() as s:
+            v = s.scalar(sa.select(BudgetRow.spent).where(BudgetRow.scope == scope, BudgetRow.month == month_of(when)))
+            return float(v or 0.0)
+
+    # overrides ------------------------------------------------------------------------------
+    def add_override(self, model: str, kind: str, author: str, reason: str, expires_at: datetime) -> int:
+        with self.session() as s:
+            row = OverrideRow(model=model, kind=kind, author=author, reason=reason, expires_at=expires_at)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def active_override(self, model: str, kind: str, now: datetime) -> OverrideRow | None:
+        with self.session() as s:
+            q = (
+                sa.select(OverrideRow)
+                .where(
+                    OverrideRow.model == model,
+                    OverrideRow.kind == kind,
+                    OverrideRow.expires_at > now,
+                    OverrideRow.consumed_at.is_(None),
+                )
+                .order_by(OverrideRow.id.desc())
+                .limit(1)
+            )
+            return s.scalar(q)
+
+    def consume_override(self, override_id: int, now: datetime) -> None:
+        with self.session() as s:
+            s.get_one(OverrideRow, override_id).consumed_at = now
+
+    # outbox ---------------------------------------------------------------------------------
+    def claim_outbox(self, now: datetime, lease_seconds: float = 60.0, limit: int = 100) -> list[OutboxRow]:
+        """Pending items that are due, leased to the caller for ``lease_seconds``."""
+        lease_until = now + timedelta(seconds=lease_seconds)
+        claimed = []
+        with self.session() as s:
+            due = s.scalars(
+                sa.select(OutboxRow)
+                .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            ).all()
+            candidates = [(r.id, r.next_attempt_at) for r in due]
+        for item_id, seen in candidates:
+            with self.session() as s:
+                res = s.execute(
+                    sa.update(OutboxRow)
+                    .where(OutboxRow.id == item_id, OutboxRow.status == "pending", OutboxRow.next_attempt_at == seen)
+                    .values(next_attempt_at=lease_until)
+                )
+                if res.rowcount:  # type: ignore[attr-defined]
+                    claimed.append(s.get_one(OutboxRow, item_id))
+        return claimed
+
+    def outbox_delivered(self, item_id: int, now: datetime) -> None:
+        with self.session() as s:
+            row = s.get_one(OutboxRow, item_id)
+            row.status, row.delivered_at, row.attempts, row.last_error = "delivered", now, row.attempts + 1, None
+
+    def outbox_suppressed(self, item_id: int, now: datetime, why: str) -> None:
+        with self.session() as s:
+            row = s.get_one(OutboxRow, item_id)
+            row.status, row.delivered_at, row.last_error = "suppressed", now, why
+
+    def outbox_failed(self, item_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt; ``retry_at=None`` moves the item to the dead-letter state."""
+        with self.session() as s:
+            row = s.get_one(OutboxRow, item_id)
+            row.attempts += 1
+            row.last_error = error[:4000]
+            if retry_at is None:
+                row.status = "dead"
+            else:
+                row.next_attempt_at = retry_at
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(sa.select(OutboxRow.status, sa.func.count()).group_by(OutboxRow.status))
+            return {str(k): int(v) for k, v in rows}
+
+    def outbox_items(self, status: str | None = None, limit: int = 100) -> list[OutboxRow]:
+        with self.session() as s:
+            q = sa.select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+            if status is not None:
+                q = q.where(OutboxRow.status == status)
+            return list(s.scalars(q))
+
+    def last_delivered(self, model: str, kind: str, event_type: str) -> OutboxRow | None:
+        """The newest delivered item of an event type, for digest mode."""
+        with self.session() as s:
+            rows = s.scalars(
+                sa.select(OutboxRow)
+                .where(OutboxRow.model == model, OutboxRow.kind == kind, OutboxRow.status == "delivered")
+                .order_by(OutboxRow.id.desc())
+                .limit(50)
+            )
+            return next((r for r in rows if r.payload.get("type") == event_type), None)
+
+    def record_notification(
+        self,
+        outbox_id: int,
+        model: str,
+        event_type: str,
+        target: str,
+        attempt: int,
+        ok: bool,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
+        with self.session() as s:
+            s.add(
+                NotificationRow(
+                    outbox_id=outbox_id,
+                    model=model,
+                    event_type=event_type,
+                    target=target,
+                    attempt=attempt,
+                    ok=ok,
+                    status_code=status_code,
+                    error=error,
+                )
+            )
+
+    def notifications(self, model: str | None = None, limit: int = 100) -> list[NotificationRow]:
+        with self.session() as s:
+            q = sa.select(NotificationRow).order_by(NotificationRow.id.desc()).limit(limit)
+            if model is not None:
+                q = q.where(NotificationRow.model == model)
+            return list(s.scalars(q))
+
+    # estimation errors ----------------------------------------------------------------------
+    def record_estimation_error(
+        self, model: str, metric: str, check_id: int | None, estimated: float, realized: float
+    ) -> None:
+        with self.session() as s:
+            s.add(
+                EstimationErrorRow(
+                    model=model,
+                    metric=metric,
+                    check_id=check_id,
+                    estimated=estimated,
+                    realized=realized,
+                    abs_error=abs(estimated - realized),
+                )
+            )
+
+    def estimation_errors(self, model: str, metric: str, limit: int = 20) -> list[float]:
+        with self.session() as s:
+            q = (
+                sa.select(EstimationErrorRow.abs_error)
+                .where(EstimationErrorRow.model == model, EstimationErrorRow.metric == metric)
+                .order_by(EstimationErrorRow.id.desc())
+                .limit(limit)
+            )
+            return [float(v) for v in s.scalars(q)]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

@@ -69,6 +69,8 @@ class CheckRow(Base):
     __tablename__ = "checks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model: Mapped[str] = mapped_column(String(200), index=True)
+    request_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    """Identifies one requested check (model + schedule slot); a redelivered task reuses it."""
     version: Mapped[str | None] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20), default="running")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -263,12 +265,28 @@ class Store:
                 row.business_purpose = business_purpose
 
     # checks and decisions -------------------------------------------------------------------
-    def start_check(self, model: str, now: datetime) -> int:
+    def start_check(self, model: str, now: datetime, request_key: str | None = None) -> tuple[int, bool]:
+        """Open a check; returns ``(check_id, already_done)``.
+
+        With a ``request_key``, a check that already finished is not redone (a redelivered task),
+        and one left ``running``/``abandoned``/``failed`` by an earlier attempt is reopened.
+        """
         with self.session() as s:
-            row = CheckRow(model=model, status="running", started_at=now)
-            s.add(row)
+            if request_key is not None:
+                row = s.scalar(sa.select(CheckRow).where(CheckRow.request_key == request_key))
+                if row is not None:
+                    if row.status == "done":
+                        return row.id, True
+                    row.status, row.started_at, row.error = "running", now, None
+                    return row.id, False
+            new = CheckRow(model=model, status="running", started_at=now, request_key=request_key)
+            s.add(new)
             s.flush()
-            return row.id
+            return new.id, False
+
+    def decision_for_check(self, check_id: int) -> DecisionRow | None:
+        with self.session() as s:
+            return s.scalar(sa.select(DecisionRow).where(DecisionRow.check_id == check_id))
 
     def abandon_stale_checks(self, model: str, older_than: datetime) -> int:
         """Mark checks left ``running`` by a dead worker as ``abandoned``; returns how many."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 11:04:48.163098
+Create Date: 2026-11-28 11:05:09.460360
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def upgrade() -> None:
         "checks",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("model", sa.String(length=200), nullable=False),
+        sa.Column("request_key", sa.String(length=300), nullable=True),
         sa.Column("version", sa.String(length=50), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("started_at", controller.store.UTCDateTime(), nullable=False),
@@ -45,6 +46,7 @@ def upgrade() -> None:
         sa.Column("signals", sa.JSON(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("request_key"),
     )
     with op.batch_alter_table("checks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_checks_model"), ["model"], unique=False)

@@ -1,0 +1,394 @@
+"""The model registry adapter: MLflow behind a small interface, with an in-memory twin for tests.
+
+What the controller needs from a registry:
+- resolve the version a model's alias points at, and read registered-model and version tags;
+- read the baseline logged with a version (reference profile, baseline metrics, reference scores);
+- write ``retrain.*`` version tags, only the ones that changed (an MLflow server on SQLite takes
+  about 26 tag writes per second, so unchanged tags are never rewritten);
+- log a newly trained version with its baseline, move aliases, and list past training durations.
+
+Baseline artifacts live in the version's run under ``retrain_baseline/``: ``profile-<sha12>.bin``
+(the reference profile, content-addressed), ``baseline.json`` (metrics, profile hash, format) and
+``scores.parquet`` (reference labels, predictions and probabilities, for label-free estimates).
+
+Errors: an unknown model or alias is a :class:`~controller.errors.GiveUp` (configuration must
+change); an unreachable tracking server is :class:`~controller.errors.RetryLater`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import pandas as pd
+
+from controller.errors import GiveUp, RetryLater
+
+BASELINE_DIR = "retrain_baseline"
+TAG_PREFIX = "retrain."
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    run_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What was registered with a model version to compare production against."""
+
+    profile: bytes | None
+    profile_sha256: str | None
+    metrics: dict[str, float]
+    scores: pd.DataFrame | None = None
+    """Reference rows with ``y_true``, ``y_pred`` and probability columns ``proba_<class>``."""
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a training run produced, to be logged as a new version."""
+
+    model: Any
+    baseline: Baseline
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    training_seconds: float
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class Registry(Protocol):
+    def resolve(self, name: str, alias: str) -> VersionInfo: ...
+    def find_alias(self, name: str, alias: str) -> VersionInfo | None: ...
+    def model_tags(self, name: str) -> dict[str, str]: ...
+    def version_tags(self, name: str, version: str) -> dict[str, str]: ...
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> int: ...
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None: ...
+    def load_baseline(self, name: str, version: str) -> Baseline: ...
+    def load_model(self, name: str, version: str) -> Any: ...
+    def log_version(self, name: str, record: TrainingRecord) -> VersionInfo: ...
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+    def training_hours(self, name: str, limit: int = 20) -> list[float]: ...
+
+
+def changed_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:
+    """The subset of ``wanted`` that differs from ``current``.
+
+    >>> changed_tags({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"})
+    {'b': '3', 'c': '4'}
+    """
+    return {k: str(v) for k, v in wanted.items() if current.get(k) != str(v)}
+
+
+def profile_file_name(profile: bytes) -> tuple[str, str]:
+    digest = hashlib.sha256(profile).hexdigest()
+    return digest, f"profile-{digest[:12]}.bin"
+
+
+class InMemoryRegistry:
+    """A registry in a dict, with the same behaviour as :class:`MlflowRegistry`."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, dict[str, Any]] = {}
+        self.tag_writes = 0
+
+    def _model(self, name: str) -> dict[str, Any]:
+        if name not in self.models:
+            raise GiveUp(f"registered model {name!r} not found")
+        return self.models[name]
+
+    def resolve(self, name: str, alias: str) -> VersionInfo:
+        found = self.find_alias(name, alias)
+        if found is None:
+            raise GiveUp(f"registered model {name!r} has no alias {alias!r}")
+        return found
+
+    def find_alias(self, name: str, alias: str) -> VersionInfo | None:
+        m = self._model(name)
+        version = m["aliases"].get(alias)
+        if version is None:
+            return None
+        v = m["versions"][version]
+        aliases = tuple(a for a, ver in m["aliases"].items() if ver == version)
+        return VersionInfo(name, version, v["run_id"], dict(v["tags"]), aliases)
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        return dict(self._model(name)["tags"])
+
+    def version_tags(self, name: str, version: str) -> dict[str, str]:
+        return dict(self._model(name)["versions"][version]["tags"])
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> int:
+        current = self._model(name)["versions"][version]["tags"]
+        todo = changed_tags(current, tags)
+        current.update(todo)
+        self.tag_writes += len(todo)
+        return len(todo)
+
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        self.models.setdefault(name, {"tags": {}, "versions": {}, "aliases": {}})["tags"].update(tags)
+
+    def load_baseline(self, name: str, version: str) -> Baseline:
+        baseline: Baseline = self._model(name)["versions"][version]["baseline"]
+        return baseline
+
+    def load_model(self, name: str, version: str) -> Any:
+        return self._model(name)["versions"][version]["model"]
+
+    def log_version(self, name: str, record: TrainingRecord) -> VersionInfo:
+        m = self.models.setdefault(name, {"tags": {}, "versions": {}, "aliases": {}})
+        version = str(len(m["versions"]) + 1)
+        m["versions"][version] = {
+            "run_id": f"run-{name}-{version}",
+            "tags": dict(record.tags),
+            "baseline": record.baseline,
+            "model": record.model,
+            "hours": record.training_seconds / 3600.0,
+        }
+        return VersionInfo(name, version, m["versions"][version]["run_id"], dict(record.tags))
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._model(name)["aliases"][alias] = version
+
+    def training_hours(self, name: str, limit: int = 20) -> list[float]:
+        if name not in self.models:
+            return []
+        return [float(v["hours"]) for v in list(self.models[name]["versions"].values())[-limit:]]
+
+
+class MlflowRegistry:
+    """The MLflow model registry (a tracking server, or a local SQLite store with local artifacts)."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        registry_uri: str | None = None,
+        artifact_root: str | None = None,
+        experiment: str = "retrain-controller",
+    ) -> None:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlflow import MlflowClient
+
+        self.tracking_uri = _local_sqlite(tracking_uri)
+        self.registry_uri = _local_sqlite(registry_uri) if registry_uri else self.tracking_uri
+        self.artifact_root = artifact_root
+        self.experiment = experiment
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        self._baselines: dict[tuple[str, str], Baseline] = {}
+
+    # reading --------------------------------------------------------------------------------
+    def resolve(self, name: str, alias: str) -> VersionInfo:
+        found = self.find_alias(name, alias)
+        if found is None:
+            raise GiveUp(f"registered model {name!r} has no alias {alias!r} in {self.registry_uri}")
+        return found
+
+    def find_alias(self, name: str, alias: str) -> VersionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self._call(lambda: self.client.get_model_version_by_alias(name, alias))
+        except MlflowException as exc:
+            if _not_found(exc):
+                self._call(lambda: self.client.get_registered_model(name))  # raises GiveUp if absent
+                return None
+            raise
+        return VersionInfo(name, str(mv.version), mv.run_id, dict(mv.tags), tuple(mv.aliases))
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        return dict(self._call(lambda: self.client.get_registered_model(name)).tags)
+
+    def version_tags(self, name: str, version: str) -> dict[str, str]:
+        return dict(self._call(lambda: self.client.get_model_version(name, version)).tags)
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> int:
+        todo = changed_tags(self.version_tags(name, version), tags)
+        for key, value in todo.items():
+            self._call(partial(self.client.set_model_version_tag, name, version, key, value))
+        return len(todo)
+
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        self._ensure_model(name)
+        for key, value in tags.items():
+            self._call(partial(self.client.set_registered_model_tag, name, key, value))
+
+    def load_baseline(self, name: str, version: str) -> Baseline:
+        cached = self._baselines.get((name, version))
+        if cached is not None:
+            return cached
+        mv = self._call(lambda: self.client.get_model_version(name, version))
+        run_id = mv.run_id
+        if not run_id:
+            raise GiveUp(f"{name} version {version} has no run, so no baseline")
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = Path(self._call(lambda: self.client.download_artifacts(run_id, BASELINE_DIR, tmp)))
+            except GiveUp:
+                raise GiveUp(
+                    f"{name} version {version} has no baseline: log one with 'retrainctl register' "
+                    f"or the trainer flow (artifacts under {BASELINE_DIR}/)"
+                ) from None
+            meta = json.loads((local / "baseline.json").read_text())
+            profile = sha = None
+            if meta.get("profile_file"):
+                profile = (local / meta["profile_file"]).read_bytes()
+                sha = hashlib.sha256(profile).hexdigest()
+                if sha != meta.get("profile_sha256"):
+                    raise GiveUp(f"{name} version {version}: the profile does not match its recorded hash")
+            scores_path = local / "scores.parquet"
+            scores = pd.read_parquet(scores_path) if scores_path.exists() else None
+        baseline = Baseline(profile, sha, {k: float(v) for k, v in meta.get("metrics", {}).items()}, scores)
+        self._baselines[(name, version)] = baseline
+        return baseline
+
+    def load_model(self, name: str, version: str) -> Any:
+        import mlflow.sklearn
+
+        with self._tracking():
+            return self._call(lambda: mlflow.sklearn.load_model(f"models:/{name}/{version}"))
+
+    def training_hours(self, name: str, limit: int = 20) -> list[float]:
+        """Durations of the training runs behind the model's newest versions, in hours."""
+        versions = self._call(
+            lambda: self.client.search_model_versions(
+                f"name = '{name}'", max_results=limit, order_by=["version_number DESC"]
+            )
+        )
+        hours = []
+        for mv in versions:
+            if not mv.run_id:
+                continue
+            run = self._call(partial(self.client.get_run, mv.run_id))
+            seconds = run.data.metrics.get("training_seconds")
+            if seconds is None and run.info.end_time and run.info.start_time:
+                seconds = (run.info.end_time - run.info.start_time) / 1000.0
+            if seconds is not None:
+                hours.append(float(seconds) / 3600.0)
+        return hours
+
+    # writing --------------------------------------------------------------------------------
+    def log_version(self, name: str, record: TrainingRecord) -> VersionInfo:
+        """Log a trained model with its baseline as a new version of ``name``."""
+        import mlflow
+        import mlflow.sklearn
+        import sklearn
+
+        self._ensure_model(name)
+        with self._tracking():
+            experiment_id = self._experiment_id()
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{name}") as run:
+                mlflow.log_params({k: _param(v) for k, v in record.params.items()})
+                mlflow.log_metrics({**record.metrics, "training_seconds": record.training_seconds})
+                self._log_baseline(record.baseline)
+                info = mlflow.sklearn.log_model(
+                    record.model, name="model", pip_requirements=[f"scikit-learn=={sklearn.__version__}"]
+                )
+            mv = self._call(
+                lambda: self.client.create_model_version(
+                    name, info.model_uri, run_id=run.info.run_id, tags=record.tags, model_id=info.model_id
+                )
+            )
+        return VersionInfo(name, str(mv.version), run.info.run_id, dict(record.tags))
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._call(lambda: self.client.set_registered_model_alias(name, alias, version))
+
+    # helpers --------------------------------------------------------------------------------
+    def _log_baseline(self, baseline: Baseline) -> None:
+        import mlflow
+
+        meta: dict[str, Any] = {"format": 1, "metrics": baseline.metrics}
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / BASELINE_DIR
+            folder.mkdir()
+            if baseline.profile is not None:
+                sha, fname = profile_file_name(baseline.profile)
+                (folder / fname).write_bytes(baseline.profile)
+                meta.update(profile_file=fname, profile_sha256=sha)
+            if baseline.scores is not None:
+                buf = io.BytesIO()
+                baseline.scores.to_parquet(buf)
+                (folder / "scores.parquet").write_bytes(buf.getvalue())
+            (folder / "baseline.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+            mlflow.log_artifacts(str(folder), BASELINE_DIR)
+
+    def _ensure_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if not _not_found(exc):
+                raise RetryLater(f"MLflow at {self.registry_uri} failed: {exc}") from exc
+            self._call(lambda: self.client.create_registered_model(name))
+
+    def _experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return str(exp.experiment_id)
+        location = Path(self.artifact_root).resolve().as_uri() if self.artifact_root else None
+        return str(self.client.create_experiment(self.experiment, artifact_location=location))
+
+    @contextmanager
+    def _tracking(self) -> Iterator[None]:
+        """Point MLflow's fluent API at this registry for the duration of a call."""
+        import mlflow
+
+        old_t, old_r = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(old_t)
+            mlflow.set_registry_uri(old_r)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run an MLflow call; unreachable server -> RetryLater, missing thing -> GiveUp."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn()
+        except MlflowException as exc:
+            if _not_found(exc):
+                raise GiveUp(str(exc).splitlines()[0]) from exc
+            if _unreachable(exc):
+                raise RetryLater(f"MLflow at {self.tracking_uri} is unreachable: {str(exc)[:200]}") from exc
+            raise
+        except OSError as exc:
+            raise RetryLater(f"MLflow at {self.tracking_uri} is unreachable: {exc}") from exc
+
+
+def _not_found(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "")
+    return code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"} or "not found" in str(exc).lower()
+
+
+def _unreachable(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("max retries", "connection", "timed out", "temporarily unavailable", "503", "502"))
+
+
+def _local_sqlite(uri: str) -> str:
+    """Make sure the folder of a local SQLite MLflow store exists."""
+    if (uri.startswith("sqlite:///") and not uri.startswith("sqlite:////")) or uri.startswith("sqlite:////"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:500]

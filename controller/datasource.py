@@ -1,0 +1,163 @@
+"""Where production rows and their late labels come from: Parquet/CSV files or a SQL table.
+
+A :class:`DataSource` returns the rows whose time column falls in ``[start, end)``. A
+:class:`Window` is what one check sees: the current rows and, joined by the id column, the labels
+that have arrived (older than the label delay), so realized performance uses only what a real
+system would know at that time.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+
+from controller.config import DataConfig, FileSource, ModelConfig, SqlSource, relative_to_config
+from controller.errors import DataError
+
+
+class DataSource(Protocol):
+    def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame: ...
+
+
+def read_table(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
+    """One Parquet or CSV file; a clear DataError when it cannot be read."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    kind = fmt if fmt != "auto" else ("csv" if p.suffix.lower() in {".csv", ".txt"} else "parquet")
+    try:
+        return pd.read_csv(p) if kind == "csv" else pd.read_parquet(p)
+    except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
+        raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def require_columns(df: pd.DataFrame, columns: list[str] | tuple[str, ...], where: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns[:12]))
+        raise DataError(f"{where}: missing column(s) {', '.join(missing)} (has: {have})")
+
+
+def _in_range(
+    df: pd.DataFrame, time_column: str, start: datetime | None, end: datetime | None, where: str
+) -> pd.DataFrame:
+    if start is None and end is None:
+        return df
+    require_columns(df, [time_column], where)
+    ts = pd.to_datetime(df[time_column], utc=True, errors="coerce")
+    mask = pd.Series(True, index=df.index)
+    if start is not None:
+        mask &= ts >= pd.Timestamp(start)
+    if end is not None:
+        mask &= ts < pd.Timestamp(end)
+    return df.loc[mask]
+
+
+@dataclass
+class FileDataSource:
+    """Rows from every file matching ``pattern`` (a file, a folder or a glob)."""
+
+    pattern: str
+    time_column: str
+    fmt: str = "auto"
+
+    def files(self) -> list[Path]:
+        p = Path(self.pattern)
+        if p.is_dir():
+            found = sorted(x for x in p.iterdir() if x.suffix.lower() in {".parquet", ".csv", ".pq"})
+        else:
+            found = sorted(Path(x) for x in glob.glob(self.pattern))
+        if not found:
+            raise DataError(f"{self.pattern}: no data files found")
+        return found
+
+    def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        parts = [_in_range(read_table(f, self.fmt), self.time_column, start, end, str(f)) for f in self.files()]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+@dataclass
+class SqlDataSource:
+    """Rows from a table or query through any SQLAlchemy URL."""
+
+    url: str
+    time_column: str
+    table: str | None = None
+    query: str | None = None
+
+    def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        engine = sa.create_engine(os.path.expandvars(self.url))
+        try:
+            with engine.connect() as conn:
+                if self.table is not None:
+                    t = sa.Table(self.table, sa.MetaData(), autoload_with=conn)
+                    q = sa.select(t)
+                    col = t.c.get(self.time_column)
+                    if col is not None and start is not None:
+                        q = q.where(col >= start.replace(tzinfo=None))
+                    if col is not None and end is not None:
+                        q = q.where(col < end.replace(tzinfo=None))
+                    return pd.read_sql(q, conn)
+                df = pd.read_sql(sa.text(self.query or ""), conn)
+                return _in_range(df, self.time_column, start, end, "query")
+        except sa.exc.SQLAlchemyError as exc:
+            raise DataError(
+                f"{self.table or 'query'} at {engine.url.render_as_string()}: {str(exc).splitlines()[0]}"
+            ) from None
+        finally:
+            engine.dispose()
+
+
+def make_source(spec: FileSource | SqlSource, time_column: str, source_file: str | None) -> DataSource:
+    if isinstance(spec, FileSource):
+        return FileDataSource(str(relative_to_config(spec.path, source_file)), time_column, spec.format)
+    return SqlDataSource(spec.url, time_column, spec.table, spec.query)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows one check sees, with the labels that have arrived joined on."""
+
+    rows: pd.DataFrame
+    start: datetime
+    end: datetime
+    label_column: str
+    n_labeled: int
+
+    @property
+    def labeled(self) -> pd.DataFrame:
+        return self.rows.loc[self.rows[self.label_column].notna()]
+
+    @property
+    def coverage(self) -> float:
+        return self.n_labeled / len(self.rows) if len(self.rows) else 0.0
+
+
+def load_window(model: ModelConfig, end: datetime, hours: float | None = None) -> Window:
+    """The model's current window ending at ``end``, with arrived labels joined by id."""
+    data: DataConfig = model.data
+    start = end - timedelta(hours=hours or data.window_hours)
+    rows = make_source(data.source, data.time_column, model.source_file).read(start, end).reset_index(drop=True)
+    label = data.label_column
+    if data.labels is not None:
+        labels = make_source(data.labels, data.time_column, model.source_file).read()
+        require_columns(labels, [data.id_column, label], f"labels of {model.name}")
+        if len(rows):
+            require_columns(rows, [data.id_column], f"data of {model.name}")
+        labels = labels.drop_duplicates(data.id_column, keep="last")[[data.id_column, label]]
+        rows = rows.drop(columns=[label], errors="ignore").merge(labels, on=data.id_column, how="left")
+    elif label not in rows.columns:
+        rows[label] = pd.NA
+    if data.label_delay_hours > 0 and len(rows):
+        ts = pd.to_datetime(rows[data.time_column], utc=True, errors="coerce")
+        too_young = ts > pd.Timestamp(end - timedelta(hours=data.label_delay_hours))
+        rows.loc[too_young, label] = pd.NA
+    n_labeled = int(rows[label].notna().sum()) if len(rows) else 0
+    return Window(rows, start, end, label, n_labeled)

@@ -311,11 +311,14 @@ class Store:
         decision: Decision,
         outbox: Sequence[tuple[str, str, dict[str, Any]]],
         now: datetime,
-    ) -> int:
-        """Store the check's result, its decision and the outbox items in one transaction.
+        retrain: dict[str, Any] | None = None,
+    ) -> tuple[int, int | None]:
+        """Store the check's result, its decision, its outbox items and its retrain in one transaction.
 
-        ``outbox`` holds ``(kind, dedupe_key, payload)``; a duplicate key is skipped. Returns the
-        decision id.
+        ``outbox`` holds ``(kind, dedupe_key, payload)``; a duplicate key is skipped. ``retrain``
+        (fields of a retrain run, with ``idempotency_key``) is created with the decision, so a
+        decision to retrain and the retrain itself cannot be separated by a crash. Returns
+        ``(decision_id, retrain_id)``.
         """
         with self.session() as s:
             check = s.get_one(CheckRow, check_id)
@@ -341,9 +344,16 @@ class Store:
             )
             s.add(row)
             s.flush()
+            retrain_id = None
+            if retrain is not None:
+                run = RetrainRow(model=check.model, decision_id=row.id, created_at=now, updated_at=now, **retrain)
+                s.add(run)
+                s.flush()
+                retrain_id = run.id
             for kind, key, payload in outbox:
-                self._add_outbox(s, check.model, kind, key, {**payload, "decision_id": row.id}, now)
-            return row.id
+                extra = {"decision_id": row.id, "retrain_id": retrain_id}
+                self._add_outbox(s, check.model, kind, key, {**payload, **extra}, now)
+            return row.id, retrain_id
 
     def _add_outbox(self, s: Session, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
         exists = s.scalar(sa.select(OutboxRow.id).where(OutboxRow.dedupe_key == key))

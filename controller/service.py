@@ -1,0 +1,756 @@
+"""One check and one retrain, end to end: the thin reactor around the pure decision.
+
+``run_check`` gathers everything (version by alias, baseline, window, detectors, economics,
+state), calls :func:`controller.decision.decide`, and stores the decision together with its
+outbox items (MLflow tags, webhooks) and, on TRIGGER, the retrain to run. ``run_retrain`` trains a
+challenger with the trainer named in the model's config, evaluates it against the champion on the
+latest labeled rows and moves the alias only when the challenger is better.
+
+Both are idempotent: a check carries a request key (a redelivered task finds it done), a retrain
+is claimed by a conditional state change (two workers cannot both train it).
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from detectors.drift import DriftOptions, detect_drift
+from detectors.profile import ReferenceProfile, build_profile
+from detectors.quality import check_quality
+
+from controller.config import (
+    ModelConfig,
+    ServiceConfig,
+    load_models,
+    load_service_config,
+    resolve_policy,
+)
+from controller.datasource import Window, load_window
+from controller.decision import Action, Decision, Economics, ModelState, Signals, decide
+from controller.economics import EconomicsConfig, recovery_probability, retrain_cost
+from controller.errors import DataError, GiveUp, UserError
+from controller.policy import PolicyConfig
+from controller.registry import Baseline, MlflowRegistry, Registry, TrainingRecord, VersionInfo
+from controller.store import Store, to_jsonable, utcnow
+from controller.trainers import import_trainer
+from detectors.estimation import CBPE
+from detectors.performance import baseline_metrics, higher_is_better, realized_performance
+
+EVENT_OF = {Action.TRIGGER: "retrain.triggered", Action.DEFER: "retrain.deferred", Action.VETO: "retrain.vetoed"}
+CHALLENGER = "challenger"
+
+
+@dataclass
+class Context:
+    """Everything a check needs from the outside, built once per process."""
+
+    service: ServiceConfig
+    models: dict[str, ModelConfig]
+    store: Store
+    registry: Registry
+    clock: Callable[[], datetime] = utcnow
+    _model_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _hours_cache: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | Path | None = None,
+        registry: Registry | None = None,
+        store: Store | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        migrate: bool = True,
+    ) -> Context:
+        service = load_service_config(path)
+        models = load_models(service)
+        if store is None:
+            store = Store(service.store_url)
+            if migrate:
+                store.migrate()
+        if registry is None:
+            registry = MlflowRegistry(
+                service.mlflow_tracking_uri, service.mlflow_registry_uri, service.mlflow_artifact_root
+            )
+        return cls(service, models, store, registry, clock)
+
+    def reload_models(self) -> None:
+        self.models = load_models(self.service)
+
+    def model(self, name: str) -> ModelConfig:
+        if name not in self.models:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise UserError(f"unknown model {name!r} (configured: {known})")
+        return self.models[name]
+
+    def policy(self, cfg: ModelConfig) -> PolicyConfig:
+        return resolve_policy(self.service, cfg)
+
+    def load_model(self, name: str, version: str) -> Any:
+        key = (name, version)
+        if key not in self._model_cache:
+            self._model_cache[key] = self.registry.load_model(name, version)
+        return self._model_cache[key]
+
+    def training_hours(self, name: str, version: str) -> list[float]:
+        key = (name, version)
+        if key not in self._hours_cache:
+            self._hours_cache[key] = self.registry.training_hours(name)
+        return self._hours_cache[key]
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    model: str
+    check_id: int
+    decision_id: int | None
+    decision: Decision | None
+    retrain_id: int | None = None
+    skipped: bool = False
+    version: str | None = None
+    signals: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    retrain_id: int
+    state: str
+    challenger_version: str | None = None
+    champion_metric: float | None = None
+    challenger_metric: float | None = None
+    skipped: bool = False
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers shared by checks, retrains and the demo
+
+
+def features_of(cfg: ModelConfig, columns: Sequence[str]) -> list[str]:
+    """The model's input columns: from config, else every column that is not bookkeeping."""
+    if cfg.features:
+        return list(cfg.features)
+    skip = {cfg.data.id_column, cfg.data.time_column, cfg.data.label_column, cfg.prediction_column, cfg.target}
+    skip.update(cfg.proba_columns)
+    return [c for c in columns if c not in skip]
+
+
+def primary_metric(cfg: ModelConfig) -> str:
+    if cfg.economics is not None:
+        return cfg.economics.metric
+    return "accuracy" if cfg.task == "classification" else "mae"
+
+
+def score(model: Any, df: pd.DataFrame, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predictions and (for classifiers) class probabilities of ``model`` on ``df``."""
+    if df.empty:
+        return np.array([]), None
+    X = df[list(features)]
+    pred = np.asarray(model.predict(X))
+    proba = np.asarray(model.predict_proba(X)) if hasattr(model, "predict_proba") else None
+    return pred, proba
+
+
+def scores_frame(y_true: Any, pred: np.ndarray, proba: np.ndarray | None, classes: Sequence[Any]) -> pd.DataFrame:
+    out = pd.DataFrame({"y_true": np.asarray(y_true), "y_pred": pred})
+    if proba is not None:
+        for i, c in enumerate(classes):
+            out[f"proba_{c}"] = proba[:, i]
+    return out
+
+
+def _proba_for_metrics(proba: np.ndarray | None) -> np.ndarray | None:
+    """Binary problems use the positive-class column; multiclass the full matrix."""
+    return None if proba is None else _positive(proba)
+
+
+def _positive(proba: np.ndarray) -> np.ndarray:
+    return proba[:, 1] if proba.ndim == 2 and proba.shape[1] == 2 else proba
+
+
+def build_baseline(
+    cfg: ModelConfig, model: Any, reference: pd.DataFrame, holdout: pd.DataFrame, features: Sequence[str]
+) -> Baseline:
+    """Reference profile of the training inputs, metrics and scores on a labeled holdout."""
+    profile = build_profile(reference[list(features)], categorical=tuple(cfg.drift.categorical))
+    pred, proba = score(model, holdout, features)
+    y = holdout[cfg.data.label_column].to_numpy()
+    classes = list(getattr(model, "classes_", []))
+    metrics = baseline_metrics(y, pred, _proba_for_metrics(proba), cfg.task)
+    return Baseline(profile.to_bytes(), profile.content_hash, metrics, scores_frame(y, pred, proba, classes))
+
+
+def metric_on(cfg: ModelConfig, model: Any, rows: pd.DataFrame, features: Sequence[str], metric: str) -> float | None:
+    pred, proba = score(model, rows, features)
+    rep = realized_performance(
+        rows[cfg.data.label_column].to_numpy(),
+        pred,
+        _proba_for_metrics(proba),
+        task=cfg.task,
+        metrics=[metric],
+        n_boot=0,
+        min_samples=1,
+    )
+    return rep.metrics[metric].value
+
+
+# ----------------------------------------------------------------------------------------------
+# the check
+
+
+def _performance(
+    ctx: Context,
+    cfg: ModelConfig,
+    window: Window,
+    baseline: Baseline,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    metric: str,
+    check_id: int,
+) -> dict[str, Any]:
+    """Realized performance when enough labels arrived, a label-free estimate otherwise."""
+    out: dict[str, Any] = {
+        "metric": metric,
+        "baseline": baseline.metrics.get(metric),
+        "source": "none",
+        "current": None,
+        "current_low": None,
+        "current_high": None,
+    }
+    label = cfg.data.label_column
+    mask = window.rows[label].notna().to_numpy()
+    estimate = None
+    if cfg.task == "classification" and proba is not None and baseline.scores is not None:
+        ref = baseline.scores
+        cols = [c for c in ref.columns if c.startswith("proba_")]
+        if cols and metric in CBPE_METRICS:
+            ref_proba = ref[cols].to_numpy()
+            est = CBPE(metrics=(metric,)).fit(_positive(ref_proba), ref["y_true"].to_numpy())
+            estimate = est.estimate(_positive(proba), pred)[metric]
+    if int(mask.sum()) >= cfg.data.min_labeled_rows:
+        rep = realized_performance(
+            window.rows.loc[mask, label].to_numpy(),
+            pred[mask],
+            None if proba is None else _proba_for_metrics(proba[mask]),
+            task=cfg.task,
+            metrics=[metric],
+            min_samples=cfg.data.min_labeled_rows,
+        )
+        mv = rep.metrics[metric]
+        if mv.status == "ok" and mv.value is not None:
+            out.update(
+                source="realized",
+                current=mv.value,
+                current_low=mv.lower,
+                current_high=mv.upper,
+                n_labeled=int(mask.sum()),
+                coverage=window.coverage,
+            )
+            if estimate is not None and mask.all():
+                ctx.store.record_estimation_error(cfg.name, metric, check_id, estimate.estimate, mv.value)
+                out["estimate"] = estimate.estimate
+            return out
+    if estimate is not None:
+        out.update(
+            source="estimated",
+            current=estimate.estimate,
+            current_low=estimate.lower,
+            current_high=estimate.upper,
+            n_labeled=int(mask.sum()),
+            coverage=window.coverage,
+        )
+    return out
+
+
+CBPE_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"})
+
+
+def owner_of(cfg: ModelConfig, model_tags: dict[str, str]) -> str | None:
+    """The config file wins (it is under the operator's control); the registry tag fills a gap."""
+    return cfg.owner or model_tags.get("owner") or None
+
+
+def _months_over_value(ctx: Context, cfg: ModelConfig, now: datetime, periods: int) -> int:
+    """Consecutive recent months in which the model cost more than it earned."""
+    econ = cfg.economics
+    if econ is None or econ.revenue_per_day is None:
+        return 0
+    count = 0
+    year, month = now.year, now.month
+    for _ in range(periods):
+        when = datetime(year, month, 1, tzinfo=UTC)
+        days = calendar.monthrange(year, month)[1]
+        cost = ctx.store.spent(f"model:{cfg.name}", when) + econ.serving_cost_per_day * days
+        if cost <= econ.revenue_per_day * days:
+            break
+        count += 1
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return count
+
+
+def model_state(
+    ctx: Context, cfg: ModelConfig, model_tags: dict[str, str], policy: PolicyConfig, now: datetime
+) -> tuple[ModelState, int | None]:
+    store = ctx.store
+    retrains = store.retrains(cfg.name, limit=50)
+    done = [r for r in reversed(retrains) if r.recovered is not None]
+    latest = store.latest_decisions().get(cfg.name)
+    veto = store.active_override(cfg.name, "veto", now)
+    approval = store.active_override(cfg.name, "approve", now)
+    team_budget = ctx.service.team_budgets.get(cfg.team) if cfg.team else None
+    state = ModelState(
+        owner=owner_of(cfg, model_tags),
+        has_cost_metadata=cfg.economics is not None,
+        retrain_in_flight=store.retrain_in_flight(cfg.name),
+        last_retrain_at=max((r.created_at for r in retrains if r.state != "failed"), default=None),
+        spent_this_month=store.spent(f"model:{cfg.name}", now),
+        team_spent_this_month=store.spent(f"team:{cfg.team}", now) if cfg.team else 0.0,
+        team_budget=team_budget,
+        recent_recoveries=tuple(bool(r.recovered) for r in done),
+        last_action=Action(latest.action) if latest else None,
+        manual_veto=f"{veto.author}: {veto.reason}" if veto else None,
+        manual_approval=f"{approval.author}: {approval.reason}" if approval else None,
+        months_cost_over_value=_months_over_value(ctx, cfg, now, policy.kill_periods),
+    )
+    return state, (approval.id if approval else None)
+
+
+def economics_of(ctx: Context, cfg: ModelConfig, version: str) -> Economics | None:
+    if cfg.economics is None:
+        return None
+    cost = retrain_cost(cfg.economics, ctx.training_hours(cfg.registered_model, version))
+    outcomes = [bool(r.recovered) for r in reversed(ctx.store.retrains(cfg.name, limit=20)) if r.recovered is not None]
+    return Economics(cfg.economics, cost, recovery_probability(outcomes))
+
+
+def decision_tags(decision: Decision, signals: Signals, now: datetime) -> dict[str, str]:
+    """The ``retrain.*`` tags people see on the model version in the MLflow UI."""
+    n = decision.numbers
+
+    def fmt(v: float | None, spec: str = ".4f") -> str:
+        return "" if v is None or not np.isfinite(v) else format(v, spec)
+
+    return {
+        "retrain.decision": decision.action.value,
+        "retrain.reason": ",".join(decision.reason_codes),
+        "retrain.summary": decision.summary[:500],
+        "retrain.checked_at": now.isoformat(timespec="seconds"),
+        "retrain.drift_share": fmt(signals.drift_share, ".3f"),
+        "retrain.metric": signals.metric,
+        "retrain.metric_baseline": fmt(signals.baseline),
+        "retrain.metric_now": fmt(signals.current),
+        "retrain.metric_source": signals.source,
+        "retrain.loss_per_day": fmt(n.loss_per_day, ".2f"),
+        "retrain.net_value": fmt(n.net_value, ".2f"),
+    }
+
+
+def run_check(
+    ctx: Context, model_name: str, request_key: str | None = None, now: datetime | None = None
+) -> CheckOutcome:
+    """Run one check of one model and store its decision (see the module docstring)."""
+    cfg = ctx.model(model_name)
+    now = now or ctx.clock()
+    store = ctx.store
+    store.upsert_model(cfg.name, cfg.registered_model, cfg.owner, cfg.team, cfg.business_purpose)
+    check_id, already = store.start_check(cfg.name, now, request_key)
+    if already:
+        d = store.decision_for_check(check_id)
+        return CheckOutcome(cfg.name, check_id, d.id if d else None, None, skipped=True)
+    try:
+        return _check(ctx, cfg, check_id, now)
+    except (UserError, GiveUp, DataError) as exc:
+        store.fail_check(check_id, str(exc), ctx.clock())
+        raise
+    except Exception as exc:
+        store.fail_check(check_id, f"{type(exc).__name__}: {exc}", ctx.clock())
+        raise
+
+
+def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> CheckOutcome:
+    registry, store = ctx.registry, ctx.store
+    policy = ctx.policy(cfg)
+    version = registry.resolve(cfg.registered_model, cfg.alias)
+    model_tags = registry.model_tags(cfg.registered_model)
+    baseline = registry.load_baseline(cfg.registered_model, version.version)
+    if baseline.profile is None:
+        raise GiveUp(f"{cfg.registered_model} v{version.version} has no reference profile in its baseline")
+    profile = ReferenceProfile.from_bytes(baseline.profile)
+    window = load_window(cfg, now)
+    rows = window.rows
+    features = features_of(cfg, profile.columns)
+    metric = primary_metric(cfg)
+
+    signals_extra: dict[str, Any] = {"n_rows": len(rows), "version": version.version}
+    quality = check_quality(profile, rows[[c for c in features if c in rows.columns]])
+    failures = tuple(quality.failures)
+    drift_share, dataset_drift = None, False
+    perf: dict[str, Any] = {
+        "metric": metric,
+        "baseline": baseline.metrics.get(metric),
+        "source": "none",
+        "current": None,
+        "current_low": None,
+        "current_high": None,
+    }
+    if len(rows):
+        drift = detect_drift(profile, rows[[c for c in features if c in rows.columns]], _drift_options(cfg))
+        drift_share, dataset_drift = drift.drift_share, drift.drifted
+        signals_extra["drift"] = drift.to_dict()
+        if not failures:
+            model = ctx.load_model(cfg.registered_model, version.version)
+            if cfg.prediction_column in rows.columns and not cfg.proba_columns:
+                pred, proba = rows[cfg.prediction_column].to_numpy(), None
+            elif cfg.proba_columns and all(c in rows.columns for c in cfg.proba_columns):
+                proba = rows[cfg.proba_columns].to_numpy()
+                pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
+            else:
+                pred, proba = score(model, rows, features)
+            perf = _performance(ctx, cfg, window, baseline, pred, proba, metric, check_id)
+            if baseline.scores is not None and len(pred):
+                ref_pred = baseline.scores[["y_pred"]].rename(columns={"y_pred": "prediction"})
+                cur_pred = pd.DataFrame({"prediction": pred})
+                pdrift = detect_drift(
+                    ref_pred, cur_pred, DriftOptions(categorical=["prediction"] if cfg.task == "classification" else [])
+                )
+                signals_extra["prediction_drift"] = pdrift.to_dict()["columns"][0]
+    signals = Signals(
+        metric=metric,
+        baseline=perf["baseline"],
+        current=perf["current"],
+        source=perf["source"],
+        current_low=perf["current_low"],
+        current_high=perf["current_high"],
+        drift_share=drift_share,
+        dataset_drift=dataset_drift,
+        quality_failures=failures,
+        n_rows=len(rows),
+    )
+    state, approval_id = model_state(ctx, cfg, model_tags, policy, now)
+    economics = economics_of(ctx, cfg, version.version)
+    decision = decide(signals, economics, state, policy, now)
+
+    retrain: dict[str, Any] | None = None
+    if decision.action == Action.TRIGGER and economics is not None:
+        caps = {f"model:{cfg.name}": policy.monthly_budget}
+        if cfg.team:
+            caps[f"team:{cfg.team}"] = ctx.service.team_budgets.get(cfg.team)
+        if not store.charge(caps, economics.cost.expected, now):
+            # Another worker spent the budget between our read and our charge: decide again on the truth.
+            spent = policy.monthly_budget or 0.0
+            decision = decide(signals, economics, replace(state, spent_this_month=spent + 1e12), policy, now)
+        else:
+            retrain = {
+                "idempotency_key": f"retrain:{cfg.name}:check:{check_id}",
+                "state": "queued",
+                "cost_estimate": economics.cost.expected,
+                "cost_low": economics.cost.low,
+                "cost_high": economics.cost.high,
+                "champion_version": version.version,
+            }
+            if approval_id is not None:
+                store.consume_override(approval_id, now)
+    signal_record = {**asdict(signals), **signals_extra, **{k: v for k, v in perf.items() if k not in asdict(signals)}}
+    outbox = _decision_outbox(cfg, version, decision, signals, check_id, now)
+    decision_id, retrain_id = store.finish_check(
+        check_id, version.version, signal_record, decision, outbox, now, retrain=retrain
+    )
+    return CheckOutcome(
+        cfg.name, check_id, decision_id, decision, retrain_id, version=version.version, signals=signal_record
+    )
+
+
+def _drift_options(cfg: ModelConfig) -> DriftOptions:
+    return cfg.drift if isinstance(cfg.drift, DriftOptions) else DriftOptions(**cfg.drift.model_dump())
+
+
+def _decision_outbox(
+    cfg: ModelConfig, version: VersionInfo, decision: Decision, signals: Signals, check_id: int, now: datetime
+) -> list[tuple[str, str, dict[str, Any]]]:
+    tags = decision_tags(decision, signals, now)
+    event = {
+        "type": EVENT_OF[decision.action],
+        "model": cfg.name,
+        "timestamp": now.isoformat(),
+        "data": {
+            "registered_model": cfg.registered_model,
+            "version": version.version,
+            "owner": cfg.owner,
+            "decision": decision.action.value,
+            "reasons": decision.reason_codes,
+            "summary": decision.summary,
+            "signal_source": decision.signal_source,
+            "numbers": to_jsonable(decision.numbers),
+            "retry_after": decision.retry_after.isoformat() if decision.retry_after else None,
+            "needs_approval": decision.needs_approval,
+            "check_id": check_id,
+        },
+    }
+    return [
+        (
+            "mlflow_tags",
+            f"tags:check:{check_id}",
+            {"name": cfg.registered_model, "version": version.version, "tags": tags},
+        ),
+        ("webhook", f"webhook:check:{check_id}", event),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# the retrain
+
+
+def run_retrain(ctx: Context, retrain_id: int) -> RetrainOutcome:
+    """Train a challenger, evaluate it against the champion, promote it only if it is better."""
+    store = ctx.store
+    row = store.retrain(retrain_id)
+    if not store.claim_retrain(retrain_id, ["queued"], "training"):
+        return RetrainOutcome(retrain_id, row.state, row.challenger_version, skipped=True)
+    cfg = ctx.model(row.model)
+    try:
+        return _retrain(ctx, cfg, retrain_id)
+    except Exception as exc:
+        store.update_retrain(retrain_id, state="failed", error=f"{type(exc).__name__}: {exc}"[:4000])
+        now = ctx.clock()
+        store.enqueue(
+            cfg.name,
+            "webhook",
+            f"webhook:retrain:{retrain_id}:failed",
+            _event("retrain.failed", cfg, now, {"retrain_id": retrain_id, "error": str(exc)[:500]}),
+            now,
+        )
+        raise
+
+
+def _event(kind: str, cfg: ModelConfig, now: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "model": cfg.name,
+        "timestamp": now.isoformat(),
+        "data": {"registered_model": cfg.registered_model, **data},
+    }
+
+
+def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
+    store, registry = ctx.store, ctx.registry
+    if cfg.trainer is None:
+        raise GiveUp(f"model {cfg.name} has no trainer in {cfg.source_file}")
+    now = ctx.clock()
+    champion = registry.resolve(cfg.registered_model, cfg.alias)
+    window = load_window(cfg, now, hours=cfg.trainer.window_hours)
+    labeled = window.labeled.sort_values(cfg.data.time_column, kind="stable").reset_index(drop=True)
+    if len(labeled) < max(2 * cfg.data.min_labeled_rows, 20):
+        raise GiveUp(f"only {len(labeled)} labeled rows in the training window of {cfg.name}")
+    baseline = registry.load_baseline(cfg.registered_model, champion.version)
+    features = features_of(
+        cfg, ReferenceProfile.from_bytes(baseline.profile).columns if baseline.profile else list(labeled.columns)
+    )
+    cut = int(len(labeled) * 0.7)
+    train, holdout = labeled.iloc[:cut], labeled.iloc[cut:]
+    trainer = import_trainer(cfg.trainer.callable)
+    started = time.perf_counter()
+    model = trainer(train, features=features, target=cfg.data.label_column, **cfg.trainer.params)
+    seconds = time.perf_counter() - started
+    new_baseline = build_baseline(cfg, model, train, holdout, features)
+    metric = primary_metric(cfg)
+    record = TrainingRecord(
+        model=model,
+        baseline=new_baseline,
+        params={
+            "trainer": cfg.trainer.callable,
+            **cfg.trainer.params,
+            "train_rows": len(train),
+            "holdout_rows": len(holdout),
+        },
+        metrics={f"holdout_{k}": v for k, v in new_baseline.metrics.items() if np.isfinite(v)},
+        training_seconds=seconds,
+        tags={
+            "retrain.role": CHALLENGER,
+            "retrain.retrain_id": str(retrain_id),
+            "retrain.trained_from": f"v{champion.version}",
+        },
+    )
+    challenger = registry.log_version(cfg.registered_model, record)
+    registry.set_alias(cfg.registered_model, CHALLENGER, challenger.version)
+    store.update_retrain(
+        retrain_id,
+        state="evaluating",
+        mlflow_run_id=challenger.run_id,
+        challenger_version=challenger.version,
+        training_hours=seconds / 3600.0,
+    )
+
+    old = ctx.load_model(cfg.registered_model, champion.version)
+    champ_metric = metric_on(cfg, old, holdout, features, metric)
+    chall_metric = new_baseline.metrics.get(metric)
+    better = _better(chall_metric, champ_metric, higher_is_better(metric))
+    if better:
+        registry.set_alias(cfg.registered_model, cfg.alias, challenger.version)
+    state = "promoted" if better else "rejected"
+
+    econ: EconomicsConfig | None = cfg.economics
+    row = store.retrain(retrain_id)
+    actual = None
+    anomaly = False
+    if econ is not None:
+        actual = seconds / 3600.0 * econ.compute_rate_per_hour + econ.labeling_cost_per_row * econ.labels_per_retrain
+        actual += econ.fixed_overhead
+        low, high = row.cost_low or 0.0, row.cost_high or float("inf")
+        anomaly = actual > 1.5 * high or actual < low / 1.5
+    store.update_retrain(
+        retrain_id,
+        state=state,
+        champion_metric=champ_metric,
+        challenger_metric=chall_metric,
+        recovered=better,
+        actual_cost=actual,
+        cost_anomaly=anomaly,
+    )
+    done = ctx.clock()
+    data = {
+        "retrain_id": retrain_id,
+        "champion_version": champion.version,
+        "challenger_version": challenger.version,
+        "metric": metric,
+        "champion_metric": champ_metric,
+        "challenger_metric": chall_metric,
+        "mlflow_run_id": challenger.run_id,
+        "actual_cost": actual,
+        "cost_estimate": row.cost_estimate,
+    }
+    store.enqueue(
+        cfg.name,
+        "webhook",
+        f"webhook:retrain:{retrain_id}:completed",
+        _event("retrain.completed", cfg, done, data),
+        done,
+    )
+    store.enqueue(
+        cfg.name, "webhook", f"webhook:retrain:{retrain_id}:{state}", _event(f"retrain.{state}", cfg, done, data), done
+    )
+    if anomaly:
+        store.enqueue(
+            cfg.name,
+            "webhook",
+            f"webhook:retrain:{retrain_id}:cost_anomaly",
+            _event("retrain.cost_anomaly", cfg, done, {**data, "cost_low": row.cost_low, "cost_high": row.cost_high}),
+            done,
+        )
+    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    store.enqueue(
+        cfg.name,
+        "mlflow_tags",
+        f"tags:retrain:{retrain_id}:challenger",
+        {
+            "name": cfg.registered_model,
+            "version": challenger.version,
+            "tags": {
+                "retrain.challenger_status": state,
+                "retrain.retrain_run_id": challenger.run_id or "",
+                "retrain.challenger_metric": fmt(chall_metric),
+                "retrain.champion_metric": fmt(champ_metric),
+            },
+        },
+        done,
+    )
+    store.enqueue(
+        cfg.name,
+        "mlflow_tags",
+        f"tags:retrain:{retrain_id}:champion",
+        {
+            "name": cfg.registered_model,
+            "version": champion.version,
+            "tags": {
+                "retrain.retrain_run_id": challenger.run_id or "",
+                "retrain.challenger_status": f"{state}: v{challenger.version}",
+            },
+        },
+        done,
+    )
+    return RetrainOutcome(retrain_id, state, challenger.version, champ_metric, chall_metric)
+
+
+def _better(challenger: float | None, champion: float | None, higher: bool) -> bool:
+    if challenger is None:
+        return False
+    if champion is None:
+        return True
+    return challenger > champion if higher else challenger < champion
+
+
+# ----------------------------------------------------------------------------------------------
+# schedules
+
+
+def cron_matches(expr: str, when: datetime) -> bool:
+    """Whether a 5-field cron expression fires at the minute of ``when``.
+
+    >>> cron_matches("*/15 9-17 * * 1-5", datetime(2026, 11, 27, 9, 30))
+    True
+    >>> cron_matches("0 0 1 * *", datetime(2026, 11, 27, 0, 0))
+    False
+    """
+    minute, hour, dom, month, dow = expr.split()
+    return (
+        _field(minute, when.minute, 0, 59)
+        and _field(hour, when.hour, 0, 23)
+        and _field(dom, when.day, 1, 31)
+        and _field(month, when.month, 1, 12)
+        and _field(dow, (when.isoweekday() % 7), 0, 6)
+    )
+
+
+def _field(spec: str, value: int, lo: int, hi: int) -> bool:
+    for part in spec.split(","):
+        rng, _, step_s = part.partition("/")
+        step = int(step_s) if step_s else 1
+        if rng == "*":
+            start, end = lo, hi
+        elif "-" in rng:
+            a, b = rng.split("-")
+            start, end = int(a), int(b)
+        else:
+            start = end = int(rng)
+            if step_s:
+                end = hi
+        if start <= value <= end and (value - start) % step == 0:
+            return True
+    return False
+
+
+def next_due(cfg: ModelConfig, last: datetime | None, now: datetime) -> datetime:
+    """When the model's next check is due, given its last check."""
+    if last is None:
+        return now
+    every = cfg.schedule.seconds
+    if every is not None:
+        return last + timedelta(seconds=every)
+    t = last.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    for _ in range(60 * 24 * 31):
+        if cron_matches(cfg.schedule.cron or "* * * * *", t):
+            return t
+        t += timedelta(minutes=1)
+    return t
+
+
+def due_checks(ctx: Context, now: datetime | None = None) -> list[str]:
+    """Models whose schedule says a check is due now (a DEFER's retry_after counts too)."""
+    now = now or ctx.clock()
+    latest = ctx.store.latest_decisions()
+    due = []
+    for name, cfg in sorted(ctx.models.items()):
+        last = ctx.store.checks(name, limit=1)
+        last_at = last[0].started_at if last else None
+        when = next_due(cfg, last_at, now)
+        d = latest.get(name)
+        if d is not None and d.retry_after is not None:
+            when = min(when, d.retry_after)
+        if when <= now:
+            due.append(name)
+    return due

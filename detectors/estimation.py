@@ -1,0 +1,352 @@
+"""Label-free performance estimates: CBPE for classifiers, a direct-loss estimator for regression.
+
+CBPE (confidence-based performance estimation) reads a calibrated probability ``p`` as the
+chance that a row is positive, so the expected confusion matrix of a chunk is a sum of ``p`` and
+``1 - p`` over the rows, and every metric follows from it. It holds while ``P(y | score)`` stays
+as it was on the reference data (covariate shift); it cannot see concept drift, where the same
+score starts meaning a different chance of being right.
+
+Each estimate carries an interval for the *realized* value of the chunk, not for the expectation:
+labels are drawn ``y ~ Bernoulli(p)`` (multiclass: ``Categorical(p)``) a few hundred times and the
+metric is computed on each draw, so the interval is as wide as the realized metric's own sampling
+spread for a chunk of that size.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> ref_p = rng.uniform(size=20_000)
+>>> ref_y = (rng.uniform(size=20_000) < ref_p).astype(int)
+>>> est = CBPE(metrics=("roc_auc", "accuracy"), calibration="none").fit(ref_p, ref_y)
+>>> cur_p = rng.beta(2, 2, size=5_000)
+>>> e = est.estimate(cur_p)["accuracy"]
+>>> print(f"{e.estimate:.3f} [{e.lower:.3f}, {e.upper:.3f}]")
+0.687 [0.677, 0.698]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+from sklearn.isotonic import IsotonicRegression
+from sklearn.model_selection import KFold
+
+from detectors.performance import CLASSIFICATION_METRICS, FloatArray, _RankedScores, _safe_div
+
+Calibration = Literal["auto", "isotonic", "none"]
+_EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class MetricEstimate:
+    """A label-free estimate of a metric and the interval its realized value should fall in."""
+
+    estimate: float
+    lower: float
+    upper: float
+    n: int = 0
+    std: float = float("nan")
+
+
+def expected_calibration_error(proba: npt.ArrayLike, y: npt.ArrayLike, n_bins: int = 20) -> float:
+    """Binary ECE over equal-mass bins: the mean gap between predicted and observed positive rate.
+
+    >>> expected_calibration_error([0.1, 0.1, 0.9, 0.9], [0, 0, 1, 1], n_bins=2)
+    0.1
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    t = np.asarray(y, dtype=np.float64)
+    order = np.argsort(p, kind="mergesort")
+    gaps = [abs(p[b].mean() - t[b].mean()) * len(b) for b in np.array_split(order, n_bins) if len(b)]
+    return float(round(sum(gaps) / len(p), 12))
+
+
+class CBPE:
+    """Confidence-based performance estimation for binary and multiclass classifiers.
+
+    Parameters
+    ----------
+    metrics:
+        Any of accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss (multiclass: macro
+        averages, one-vs-rest AUC).
+    confidence:
+        Coverage of the intervals, 0.9 = the 5th to 95th percentile of simulated realized values.
+    calibration:
+        ``auto`` calibrates (isotonic, per class for multiclass) only when cross-fitting on the
+        reference shows it lowers the calibration error; ``isotonic`` always; ``none`` never.
+    threshold:
+        Binary decision threshold on the raw score when no predictions are passed.
+    n_sim:
+        Label draws per estimate for the interval.
+    """
+
+    def __init__(
+        self,
+        metrics: Sequence[str] = ("roc_auc", "accuracy", "f1"),
+        confidence: float = 0.9,
+        calibration: Calibration = "auto",
+        threshold: float = 0.5,
+        n_sim: int = 400,
+        seed: int = 0,
+    ) -> None:
+        self.metrics = tuple(metrics)
+        self.confidence = confidence
+        self.calibration = calibration
+        self.threshold = threshold
+        self.n_sim = n_sim
+        self.seed = seed
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, ref_proba: npt.ArrayLike, ref_y: npt.ArrayLike, classes: Sequence[Any] | None = None) -> CBPE:
+        """Learn the calibration map on reference data whose labels are known."""
+        unknown = [m for m in self.metrics if m not in CLASSIFICATION_METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; choose from {list(CLASSIFICATION_METRICS)}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.calibration not in ("auto", "isotonic", "none"):
+            raise ValueError(f"calibration must be auto, isotonic or none, got {self.calibration!r}")
+        if self.n_sim < 20:
+            raise ValueError("n_sim must be at least 20 for a usable interval")
+        proba = np.asarray(ref_proba, dtype=np.float64)
+        y_raw = np.asarray(ref_y)
+        if len(proba) != len(y_raw):
+            raise ValueError(f"ref_proba has {len(proba)} rows but ref_y has {len(y_raw)}")
+        if proba.ndim == 2 and proba.shape[1] == 2:
+            proba = proba[:, 1]
+        self.classes_ = list(classes) if classes is not None else sorted(pd.unique(y_raw).tolist())
+        self.binary_ = proba.ndim == 1
+        k = 2 if self.binary_ else proba.shape[1]
+        if len(self.classes_) != k:
+            raise ValueError(f"{k} probability column(s) imply {k} classes, got classes {self.classes_}")
+        code = {c: i for i, c in enumerate(self.classes_)}
+        try:
+            y = np.array([code[v] for v in y_raw.tolist()], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"reference label {exc.args[0]!r} is not among classes {self.classes_}") from exc
+        cols = proba[:, None] if self.binary_ else proba
+        targets = (y == 1)[:, None] if self.binary_ else np.eye(k, dtype=bool)[y]
+        self.calibration_error_raw_ = float(
+            np.mean([expected_calibration_error(cols[:, j], targets[:, j]) for j in range(cols.shape[1])])
+        )
+        self.calibration_error_calibrated_ = float("nan")
+        use = self.calibration == "isotonic"
+        if self.calibration == "auto":
+            held_out = self._cross_fit(cols, targets)
+            self.calibration_error_calibrated_ = float(
+                np.mean([expected_calibration_error(held_out[:, j], targets[:, j]) for j in range(cols.shape[1])])
+            )
+            use = self.calibration_error_calibrated_ < self.calibration_error_raw_
+        # Keep calibrated probabilities off exact 0/1: an isotonic end step is an estimate, not a certainty.
+        self._floor = 0.5 / len(y)
+        self.calibrators_ = [self._isotonic(cols[:, j], targets[:, j]) for j in range(cols.shape[1])] if use else None
+        return self
+
+    def _isotonic(self, score: FloatArray, target: npt.NDArray[np.bool_]) -> IsotonicRegression:
+        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(score, target.astype(np.float64))
+
+    def _cross_fit(self, cols: FloatArray, targets: npt.NDArray[np.bool_]) -> FloatArray:
+        out = np.empty_like(cols)
+        folds = KFold(n_splits=2, shuffle=True, random_state=self.seed).split(cols)
+        for train, test in folds:
+            for j in range(cols.shape[1]):
+                out[test, j] = self._isotonic(cols[train, j], targets[train, j]).predict(cols[test, j])
+        if cols.shape[1] > 1:
+            out = out / np.maximum(out.sum(axis=1, keepdims=True), _EPS)
+        return out
+
+    @property
+    def calibrated_(self) -> bool:
+        """Whether estimates use the isotonic map (False: the raw scores were better calibrated)."""
+        return self.calibrators_ is not None
+
+    def calibrate(self, proba: npt.ArrayLike) -> FloatArray:
+        """The calibrated probability of each class (binary: of the positive class, 1-D)."""
+        p = self._check_proba(proba)
+        cols = p[:, None] if self.binary_ else p
+        if self.calibrators_ is not None:
+            cols = np.column_stack([c.predict(cols[:, j]) for j, c in enumerate(self.calibrators_)])
+        cols = np.clip(cols, self._floor, 1.0 - self._floor)
+        if self.binary_:
+            return np.asarray(cols[:, 0], dtype=np.float64)
+        return np.asarray(cols / cols.sum(axis=1, keepdims=True), dtype=np.float64)
+
+    def _check_proba(self, proba: npt.ArrayLike) -> FloatArray:
+        if not hasattr(self, "classes_"):
+            raise RuntimeError("CBPE is not fitted; call fit(ref_proba, ref_y) first")
+        p = np.asarray(proba, dtype=np.float64)
+        if self.binary_ and p.ndim == 2 and p.shape[1] == 2:
+            p = p[:, 1]
+        if (p.ndim == 1) != self.binary_ or (not self.binary_ and p.shape[1] != len(self.classes_)):
+            raise ValueError(f"proba of shape {p.shape} does not match the fitted classes {self.classes_}")
+        if np.isnan(p).any():
+            raise ValueError("proba contains NaN")
+        return p
+
+    # -- estimating ------------------------------------------------------------------------
+    def estimate(self, proba: npt.ArrayLike, pred: npt.ArrayLike | None = None) -> dict[str, MetricEstimate]:
+        """Estimate each metric on one chunk from the model's scores (and its predictions, if any).
+
+        ``pred`` holds predicted labels (in ``classes_``); without it the prediction is the raw
+        score at ``threshold`` (binary) or the most probable class (multiclass).
+        """
+        raw = self._check_proba(proba)
+        n = len(raw)
+        if n == 0:
+            raise ValueError("cannot estimate on an empty chunk")
+        cal = self.calibrate(raw)
+        hit = self._predicted(raw, pred)
+        if self.binary_:
+            point = self._expected_binary(raw, cal, hit)
+            sims = self._simulate_binary(raw, cal, hit)
+        else:
+            point = self._expected_multiclass(raw, cal, hit)
+            sims = self._simulate_multiclass(raw, cal, hit)
+        alpha = (1.0 - self.confidence) / 2.0
+        out = {}
+        for m in self.metrics:
+            col = sims[m][np.isfinite(sims[m])]
+            value = point[m]
+            if len(col) < self.n_sim // 2 or not np.isfinite(value):
+                out[m] = MetricEstimate(float("nan"), float("nan"), float("nan"), n, float("nan"))
+                continue
+            lo, hi = np.quantile(col, [alpha, 1.0 - alpha])
+            out[m] = MetricEstimate(value, float(min(lo, value)), float(max(hi, value)), n, float(np.std(col)))
+        return out
+
+    def _predicted(self, raw: FloatArray, pred: npt.ArrayLike | None) -> npt.NDArray[np.int64]:
+        if pred is None:
+            if self.binary_:
+                return (raw >= self.threshold).astype(np.int64)
+            return np.argmax(raw, axis=1).astype(np.int64)
+        code = {c: i for i, c in enumerate(self.classes_)}
+        values = np.asarray(pred).tolist()
+        if len(values) != len(raw):
+            raise ValueError(f"pred has {len(values)} rows but proba has {len(raw)}")
+        try:
+            return np.array([code[v] for v in values], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"prediction {exc.args[0]!r} is not among classes {self.classes_}") from exc
+
+    def _needs(self, *names: str) -> bool:
+        return bool(set(names) & set(self.metrics))
+
+    def _expected_binary(self, raw: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64]) -> dict[str, float]:
+        h = hit.astype(np.float64)
+        tp, fp, fn = float(p @ h), float((1 - p) @ h), float(p @ (1 - h))
+        tn = len(p) - tp - fp - fn
+        out = {
+            "accuracy": (tp + tn) / len(p),
+            "precision": tp / (tp + fp) if tp + fp > 0 else float("nan"),
+            "recall": tp / (tp + fn) if tp + fn > 0 else float("nan"),
+            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else float("nan"),
+        }
+        if self._needs("roc_auc", "pr_auc"):
+            ranked = _RankedScores(raw)
+            auc, ap = ranked.auc_ap(ranked.group(p[None, :]), ranked.group(1.0 - p[None, :]), np.array([p @ (1 - p)]))
+            out["roc_auc"], out["pr_auc"] = float(auc[0]), float(ap[0])
+        q = np.clip(raw, _EPS, 1 - _EPS)
+        out["log_loss"] = float(np.mean(-(p * np.log(q) + (1 - p) * np.log(1 - q))))
+        return out
+
+    def _draws(self, n: int) -> list[int]:
+        # Batches keep the (draws x rows) label matrix near 4M cells whatever the chunk size.
+        batch = max(1, min(self.n_sim, 4_000_000 // max(n, 1)))
+        sizes = [batch] * (self.n_sim // batch)
+        return sizes + ([self.n_sim % batch] if self.n_sim % batch else [])
+
+    def _simulate_binary(self, raw: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64]) -> dict[str, FloatArray]:
+        rng = np.random.default_rng(self.seed)
+        n, h = len(p), hit.astype(np.float64)
+        ranks = stats.rankdata(raw) if self._needs("roc_auc") else None
+        ranked = _RankedScores(raw) if self._needs("pr_auc") else None
+        q = np.clip(raw, _EPS, 1 - _EPS)
+        loss_pos, loss_neg = -np.log(q), -np.log(1 - q)
+        parts: dict[str, list[FloatArray]] = {m: [] for m in self.metrics}
+        for b in self._draws(n):
+            y = (rng.random((b, n)) < p).astype(np.float64)
+            n_pos = y.sum(axis=1)
+            tp, pred_pos = y @ h, h.sum()
+            cols: dict[str, FloatArray] = {
+                "accuracy": (tp + (1 - y) @ (1 - h)) / n,
+                "precision": tp / pred_pos if pred_pos > 0 else np.full(b, np.nan),
+                "recall": _safe_div(tp, n_pos),
+                "f1": _safe_div(2 * tp, pred_pos + n_pos),
+                "log_loss": (y @ loss_pos + (1 - y) @ loss_neg) / n,
+            }
+            if ranks is not None:
+                n_neg = n - n_pos
+                cols["roc_auc"] = _safe_div(y @ ranks - n_pos * (n_pos + 1) / 2, n_pos * n_neg)
+            if ranked is not None:
+                cols["pr_auc"] = ranked.auc_ap(ranked.group(y), ranked.group(1.0 - y))[1]
+            for m in self.metrics:
+                parts[m].append(cols[m])
+        return {m: np.concatenate(v) for m, v in parts.items()}
+
+    def _expected_multiclass(self, raw: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64]) -> dict[str, float]:
+        n, k = p.shape
+        onehot = np.eye(k)[hit]
+        tp = (p * onehot).sum(axis=0)
+        pred_pos, act_pos = onehot.sum(axis=0), p.sum(axis=0)
+        out = {
+            "accuracy": float(tp.sum() / n),
+            "precision": float(np.mean(np.where(pred_pos > 0, tp / np.maximum(pred_pos, 1), 0.0))),
+            "recall": float(np.mean(tp / act_pos)),
+            "f1": float(np.mean(2 * tp / (pred_pos + act_pos))),
+        }
+        if self._needs("roc_auc", "pr_auc"):
+            aucs, aps = [], []
+            for j in range(k):
+                ranked = _RankedScores(raw[:, j])
+                pj = p[None, :, j]
+                auc, ap = ranked.auc_ap(ranked.group(pj), ranked.group(1.0 - pj), np.array([pj[0] @ (1 - pj[0])]))
+                aucs.append(float(auc[0]))
+                aps.append(float(ap[0]))
+            out["roc_auc"], out["pr_auc"] = float(np.mean(aucs)), float(np.mean(aps))
+        q = np.clip(raw / raw.sum(axis=1, keepdims=True), _EPS, 1 - _EPS)
+        out["log_loss"] = float(np.mean(np.sum(-p * np.log(q), axis=1)))
+        return out
+
+    def _simulate_multiclass(self, raw: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64]) -> dict[str, FloatArray]:
+        rng = np.random.default_rng(self.seed)
+        n, k = p.shape
+        cum = np.cumsum(p, axis=1)
+        onehot_pred = np.eye(k)[hit]
+        pred_pos = onehot_pred.sum(axis=0)
+        ranks = [stats.rankdata(raw[:, j]) for j in range(k)] if self._needs("roc_auc") else None
+        ranked = [_RankedScores(raw[:, j]) for j in range(k)] if self._needs("pr_auc") else None
+        neg_log_q = -np.log(np.clip(raw / raw.sum(axis=1, keepdims=True), _EPS, 1 - _EPS))
+        parts: dict[str, list[FloatArray]] = {m: [] for m in self.metrics}
+        for b in self._draws(n * k):
+            u = rng.random((b, n, 1))
+            y = np.minimum((u > cum[None, :, :]).sum(axis=2), k - 1)
+            ind = [(y == j).astype(np.float64) for j in range(k)]
+            tp = np.column_stack([ind[j] @ onehot_pred[:, j] for j in range(k)])
+            act_pos = np.column_stack([i.sum(axis=1) for i in ind])
+            with np.errstate(invalid="ignore"):
+                recall = np.nanmean(np.where(act_pos > 0, tp / np.maximum(act_pos, 1), np.nan), axis=1)
+            cols: dict[str, FloatArray] = {
+                "accuracy": tp.sum(axis=1) / n,
+                "precision": np.mean(np.where(pred_pos > 0, tp / np.maximum(pred_pos, 1), 0.0), axis=1),
+                "recall": recall,
+                "f1": np.mean(np.nan_to_num(_safe_div(2 * tp, pred_pos + act_pos)), axis=1),
+                "log_loss": np.take_along_axis(np.broadcast_to(neg_log_q, (b, n, k)), y[:, :, None], 2)[:, :, 0].mean(
+                    axis=1
+                ),
+            }
+            if ranks is not None:
+                pos = act_pos.T
+                aucs = [
+                    _safe_div(ind[j] @ ranks[j] - pos[j] * (pos[j] + 1) / 2, pos[j] * (n - pos[j])) for j in range(k)
+                ]
+                cols["roc_auc"] = np.mean(aucs, axis=0)
+            if ranked is not None:
+                aps = [ranked[j].auc_ap(ranked[j].group(ind[j]), ranked[j].group(1.0 - ind[j]))[1] for j in range(k)]
+                cols["pr_auc"] = np.mean(aps, axis=0)
+            for m in self.metrics:
+                parts[m].append(cols[m])
+        return {m: np.concatenate(v) for m, v in parts.items()}

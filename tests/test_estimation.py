@@ -1,0 +1,81 @@
+"""CBPE and the direct-loss estimator against realized metrics on generated data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.estimation import CBPE, expected_calibration_error
+from detectors.performance import baseline_metrics
+
+METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall", "pr_auc", "log_loss")
+
+
+def _calibrated(n: int, rng: np.random.Generator, a: float = 1.0, b: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    p = rng.beta(a, b, size=n)
+    return p, (rng.uniform(size=n) < p).astype(int)
+
+
+def test_cbpe_tracks_realized_metrics_under_covariate_shift_of_the_scores() -> None:
+    rng = np.random.default_rng(0)
+    ref_p, ref_y = _calibrated(20_000, rng)
+    est = CBPE(metrics=METRICS, n_sim=200).fit(ref_p, ref_y)
+    errors: dict[str, list[float]] = {m: [] for m in METRICS}
+    covered: dict[str, list[bool]] = {m: [] for m in METRICS}
+    for shift in np.linspace(0.6, 3.0, 12):  # the score distribution moves; P(y | score) does not
+        p, y = _calibrated(3000, rng, a=shift, b=1.5)
+        got = est.estimate(p)
+        real = baseline_metrics(y, proba=p)
+        for m in METRICS:
+            errors[m].append(abs(got[m].estimate - real[m]))
+            covered[m].append(got[m].lower <= real[m] <= got[m].upper)
+    for m in METRICS:
+        assert np.mean(errors[m]) < 0.015, m
+        assert np.mean(covered[m]) >= 0.75, m
+
+
+def test_cbpe_calibrates_only_when_that_helps() -> None:
+    rng = np.random.default_rng(1)
+    p, y = _calibrated(20_000, rng)
+    assert not CBPE().fit(p, y).calibrated_ or CBPE().fit(
+        p, y
+    ).calibration_error_calibrated_ < expected_calibration_error(p, y)
+    skewed = p**3  # over-confident towards 0: badly calibrated
+    est = CBPE(metrics=("accuracy",)).fit(skewed, y)
+    assert est.calibrated_
+    assert expected_calibration_error(est.calibrate(skewed), y) < 0.5 * expected_calibration_error(skewed, y)
+    cur_p, cur_y = _calibrated(5000, rng, a=2.0)
+    realized = baseline_metrics(cur_y, proba=cur_p**3)["accuracy"]
+    assert est.estimate(cur_p**3)["accuracy"].estimate == pytest.approx(realized, abs=0.02)
+
+
+def test_cbpe_multiclass_tracks_realized() -> None:
+    rng = np.random.default_rng(2)
+
+    def draw(n: int, conc: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        proba = rng.dirichlet(conc, size=n)
+        cum = proba.cumsum(axis=1)
+        y = np.minimum((rng.uniform(size=(n, 1)) > cum).sum(axis=1), 2)
+        return proba, y
+
+    ref_p, ref_y = draw(30_000, [0.5, 0.5, 0.5])
+    est = CBPE(metrics=METRICS, n_sim=200).fit(ref_p, ref_y)
+    for conc in ([0.3, 0.6, 0.9], [1.0, 0.4, 0.4]):
+        p, y = draw(5000, conc)
+        got = est.estimate(p)
+        real = baseline_metrics(y, proba=p)
+        for m in METRICS:
+            assert got[m].estimate == pytest.approx(real[m], abs=0.03), m
+            assert got[m].lower < got[m].upper
+
+
+def test_cbpe_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="unknown metric"):
+        CBPE(metrics=("nonsense",)).fit(np.array([0.1, 0.9]), np.array([0, 1]))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CBPE().estimate(np.array([0.5]))
+    est = CBPE(calibration="none").fit(np.linspace(0, 1, 100), np.r_[np.zeros(50), np.ones(50)])
+    with pytest.raises(ValueError, match="shape"):
+        est.estimate(np.ones((10, 3)) / 3)
+    with pytest.raises(ValueError, match="among classes"):
+        est.estimate(np.full(3, 0.5), pred=np.array([0, 1, 7]))

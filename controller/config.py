@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from controller.economics import EconomicsConfig
 from controller.errors import ConfigError
 from controller.policy import PolicyConfig
+from detectors.drift import DriftOptions
 
 ENV_PREFIX = "RETRAIN_"
 DEFAULT_CONFIG = Path("configs/controller.yaml")
@@ -136,20 +137,6 @@ class NotifyConfig(_Strict):
     digest_hours: float = Field(24.0, ge=0, description="Repeat an unchanged DEFER at most this often.")
 
 
-class DriftConfig(_Strict):
-    """Per-model drift settings; the detectors validate the names."""
-
-    engine: Literal["native", "evidently"] = "native"
-    stattest: str | None = None
-    stattest_threshold: float | None = None
-    per_column_stattest: dict[str, str] = Field(default_factory=dict)
-    per_type_stattest: dict[Literal["numerical", "categorical"], str] = Field(default_factory=dict)
-    correction: Literal["none", "bonferroni", "bh"] = "none"
-    min_effect: float | None = Field(None, ge=0)
-    columns: list[str] | None = None
-    categorical: list[str] = Field(default_factory=list)
-
-
 class ModelConfig(_Strict):
     """One watched model: ``configs/models/<name>.yaml``."""
 
@@ -171,7 +158,7 @@ class ModelConfig(_Strict):
     policy_preset: str | None = Field(None, description="A file in configs/policies/, e.g. 'growth'.")
     trainer: TrainerConfig | None = None
     notify: NotifyConfig = NotifyConfig()
-    drift: DriftConfig = DriftConfig()
+    drift: DriftOptions = Field(default_factory=DriftOptions, description="Drift tests; see detectors.drift.")
     source_file: str | None = Field(None, exclude=True)
 
 

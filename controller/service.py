@@ -22,9 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from detectors.drift import DriftOptions, detect_drift
-from detectors.profile import ReferenceProfile, build_profile
-from detectors.quality import check_quality
 
 from controller.config import (
     ModelConfig,
@@ -41,8 +38,11 @@ from controller.policy import PolicyConfig
 from controller.registry import Baseline, MlflowRegistry, Registry, TrainingRecord, VersionInfo
 from controller.store import Store, to_jsonable, utcnow
 from controller.trainers import import_trainer
+from detectors.drift import DriftOptions, detect_drift
 from detectors.estimation import CBPE
 from detectors.performance import baseline_metrics, higher_is_better, realized_performance
+from detectors.profile import ReferenceProfile, build_profile
+from detectors.quality import check_quality
 
 EVENT_OF = {Action.TRIGGER: "retrain.triggered", Action.DEFER: "retrain.deferred", Action.VETO: "retrain.vetoed"}
 CHALLENGER = "challenger"
@@ -400,7 +400,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
         "current_high": None,
     }
     if len(rows):
-        drift = detect_drift(profile, rows[[c for c in features if c in rows.columns]], _drift_options(cfg))
+        drift = detect_drift(profile, rows[[c for c in features if c in rows.columns]], cfg.drift)
         drift_share, dataset_drift = drift.drift_share, drift.drifted
         signals_extra["drift"] = drift.to_dict()
         if not failures:
@@ -464,10 +464,6 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     return CheckOutcome(
         cfg.name, check_id, decision_id, decision, retrain_id, version=version.version, signals=signal_record
     )
-
-
-def _drift_options(cfg: ModelConfig) -> DriftOptions:
-    return cfg.drift if isinstance(cfg.drift, DriftOptions) else DriftOptions(**cfg.drift.model_dump())
 
 
 def _decision_outbox(

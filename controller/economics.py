@@ -106,3 +106,22 @@ def loss_per_day(economics: EconomicsConfig, drop_points: float) -> float:
 def _std(values: Sequence[float]) -> float:
     mean = sum(values) / len(values)
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def recovery_probability(outcomes: Sequence[bool], prior: float = 0.8, strength: float = 2.0) -> float:
+    """The chance the next retrain recovers the metric: the mean of a Beta posterior.
+
+    The prior is a Beta with mean ``prior`` worth ``strength`` retrains, so a model without
+    history gets ``prior`` and a long history dominates it.
+
+    >>> recovery_probability([])
+    0.8
+    >>> round(recovery_probability([False, False, True]), 3)
+    0.52
+    """
+    if not 0.0 <= prior <= 1.0:
+        raise ValueError(f"prior must be a probability in [0, 1], got {prior}")
+    if strength <= 0:
+        raise ValueError(f"strength must be positive, got {strength}")
+    wins = sum(1 for o in outcomes if o)
+    return (prior * strength + wins) / (strength + len(outcomes))

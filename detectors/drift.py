@@ -1,0 +1,376 @@
+"""Drift of a current window against a reference: per column, then for the dataset.
+
+:func:`detect_drift` takes the reference as a DataFrame or a stored
+:class:`~detectors.profile.ReferenceProfile` and returns a frozen :class:`DriftReport`.
+:class:`DriftOptions` is the one config schema (the ``drift:`` section of a model's YAML).
+
+Per column the test is chosen as evidently chooses it (or as configured), run on the column's
+non-null finite values, and reported with a status; a column that cannot be tested gets a status
+and no verdict instead of stopping the others. The dataset verdict is evidently's: drifted when
+the share of drifted columns (among columns with a verdict) reaches ``drift_share``. Optional,
+beyond evidently: Bonferroni or Benjamini-Hochberg correction across the p-value tests, and an
+effect-size floor (``min_effect``) below which no column counts as drifted.
+
+Errors: ``ValueError`` for options that do not fit the data (a test that does not accept the
+column's kind, a requested column found in neither window).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from detectors.profile import (
+    DEFAULT_MAX_EXACT,
+    ColumnProfile,
+    ReferenceProfile,
+    bin_values,
+    build_profile,
+    dtype_family,
+    infer_kind,
+)
+from detectors.stattests import STATTESTS, Kind, Sample, StatTest, TestNotApplicable, get_stattest
+from detectors.stattests.base import aligned_counts
+from detectors.stattests.registry import auto_stattest_name
+from detectors.stattests.wasserstein import Wasserstein
+
+Status = Literal["ok", "empty", "all_null", "constant", "missing_in_current", "new_in_current", "type_changed", "error"]
+
+
+class DriftOptions(BaseModel):
+    """How drift is measured; the ``drift:`` section of a model's config.
+
+    >>> DriftOptions(stattest="ks", correction="bh").stattest
+    'ks'
+    >>> DriftOptions(stattest="kss")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for DriftOptions
+    stattest
+      Value error, unknown stattest 'kss'; valid names: TVD, anderson, ...
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: Literal["native", "evidently"] = Field(
+        "native", description="native: numpy/scipy from a profile; evidently: runs evidently itself (needs raw data)."
+    )
+    stattest: str | None = Field(None, description="One test for every column; None: evidently's automatic choice.")
+    stattest_threshold: float | None = Field(None, description="Threshold for every column; None: the test's default.")
+    per_column_stattest: dict[str, str] = Field(default_factory=dict, description="Test per column (wins over all).")
+    per_type_stattest: dict[Kind, str] = Field(default_factory=dict, description="Test per kind.")
+    per_column_threshold: dict[str, float] = Field(default_factory=dict, description="Threshold per column.")
+    per_type_threshold: dict[Kind, float] = Field(default_factory=dict, description="Threshold per kind.")
+    correction: Literal["none", "bonferroni", "bh"] = Field(
+        "none", description="Multiple-testing correction across the p-value tests of one check."
+    )
+    min_effect: float = Field(
+        0.0,
+        ge=0.0,
+        description="Effect-size floor: a column drifts only if its effect (normed Wasserstein distance for "
+        "numbers, total variation distance for categories) is at least this. 0 disables it (evidently's behaviour).",
+    )
+    columns: tuple[str, ...] | None = Field(None, description="Columns to check; None: all reference columns.")
+    categorical: tuple[str, ...] = Field((), description="Columns to treat as categorical whatever their dtype.")
+    drift_share: float = Field(0.5, gt=0.0, le=1.0, description="Share of drifted columns that makes dataset drift.")
+
+    @field_validator("stattest")
+    @classmethod
+    def _known_test(cls, v: str | None) -> str | None:
+        if v is not None:
+            get_stattest(v)
+        return v
+
+    @field_validator("per_column_stattest", "per_type_stattest")
+    @classmethod
+    def _known_tests(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v.values():
+            get_stattest(name)
+        return v
+
+    @field_validator("stattest_threshold")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and (not math.isfinite(v) or v < 0):
+            raise ValueError(f"a threshold must be a finite number >= 0, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _tests_fit_kinds(self) -> DriftOptions:
+        for kind, name in self.per_type_stattest.items():
+            if kind not in STATTESTS[name].kinds:
+                accepts = ", ".join(STATTESTS[name].kinds)
+                raise ValueError(f"per_type_stattest: {name} does not accept {kind} columns (accepts {accepts})")
+        for key, value in [*self.per_column_threshold.items(), *self.per_type_threshold.items()]:
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"threshold for {key!r} must be a finite number >= 0, got {value}")
+        return self
+
+    def configured_test(self, column: str, kind: Kind) -> str | None:
+        """The test named for this column by config, most specific first; None: automatic."""
+        return self.per_column_stattest.get(column) or self.per_type_stattest.get(kind) or self.stattest
+
+    def threshold_for(self, column: str, kind: Kind) -> float | None:
+        if column in self.per_column_threshold:
+            return self.per_column_threshold[column]
+        if kind in self.per_type_threshold:
+            return self.per_type_threshold[kind]
+        return self.stattest_threshold
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's drift result. ``score``/``drifted`` are None when the column was not tested
+    (see ``status`` and ``message``). ``p_adjusted`` is set when a correction was applied."""
+
+    column: str
+    kind: Kind
+    test: str
+    score: float | None
+    threshold: float
+    drifted: bool | None
+    status: Status
+    null_share_ref: float | None = None
+    null_share_cur: float | None = None
+    unseen_categories: int = 0
+    vanished_categories: int = 0
+    effect: float | None = None
+    p_adjusted: float | None = None
+    is_pvalue: bool = False
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The issue's ``--json`` shape for one column."""
+        return {
+            "column": self.column,
+            "kind": self.kind,
+            "test": self.test,
+            "score": _json_float(self.score),
+            "threshold": float(self.threshold),
+            "drifted": self.drifted,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The dataset verdict and every column's result."""
+
+    drift_share: float
+    n_drifted: int
+    n_columns: int
+    drifted: bool
+    columns: tuple[ColumnDrift, ...]
+    engine: str = "native"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the ``--json`` shape: ``{"dataset": {...}, "columns": [...]}``."""
+        return {
+            "dataset": {
+                "drift_share": float(self.drift_share),
+                "n_drifted": int(self.n_drifted),
+                "n_columns": int(self.n_columns),
+                "drifted": bool(self.drifted),
+            },
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+    def column(self, name: str) -> ColumnDrift:
+        for c in self.columns:
+            if c.column == name:
+                return c
+        raise KeyError(name)
+
+
+def _json_float(value: float | None) -> float | None:
+    # JSON has no NaN; a NaN score (a degenerate p-value) is reported as null
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def detect_drift(
+    reference: pd.DataFrame | ReferenceProfile, current: pd.DataFrame, options: DriftOptions | None = None
+) -> DriftReport:
+    """Compare ``current`` with the reference (raw, or a profile built once).
+
+    >>> rng = np.random.default_rng(0)
+    >>> ref = pd.DataFrame({"x": rng.normal(0, 1, 2000), "c": rng.choice(["a", "b"], 2000)})
+    >>> cur = pd.DataFrame({"x": rng.normal(1, 1, 2000), "c": rng.choice(["a", "b"], 2000)})
+    >>> r = detect_drift(ref, cur)
+    >>> [(c.column, c.test, c.drifted) for c in r.columns], r.drift_share, r.drifted
+    ([('x', 'wasserstein', True), ('c', 'jensenshannon', False)], 0.5, True)
+    """
+    options = options or DriftOptions()
+    if options.engine == "evidently":
+        from detectors.evidently_engine import run_evidently
+
+        return run_evidently(reference, current, options).report
+    profile = _as_profile(reference, options)
+    results = [_safe_column(name, profile, current, options) for name in _columns_to_check(profile, current, options)]
+    return finalize(results, options, engine="native")
+
+
+def _as_profile(reference: pd.DataFrame | ReferenceProfile, options: DriftOptions) -> ReferenceProfile:
+    if isinstance(reference, ReferenceProfile):
+        return reference
+    columns = None
+    if options.columns is not None:
+        columns = [c for c in options.columns if c in reference.columns]
+    categorical = [c for c in options.categorical if c in reference.columns]
+    return build_profile(reference, categorical=categorical, columns=columns)
+
+
+def _columns_to_check(profile: ReferenceProfile, current: pd.DataFrame, options: DriftOptions) -> list[str]:
+    if options.columns is not None:
+        unknown = [c for c in options.columns if c not in profile and c not in current.columns]
+        if unknown:
+            raise ValueError(f"column(s) in neither the reference nor the current data: {', '.join(unknown)}")
+        return list(options.columns)
+    return list(profile.columns) + [str(c) for c in current.columns if c not in profile]
+
+
+def _safe_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, options: DriftOptions) -> ColumnDrift:
+    try:
+        return _check_column(name, profile, current, options)
+    except Exception as exc:  # one bad column must never stop the others
+        kind: Kind = profile.column(name).kind if name in profile else "numerical"
+        return ColumnDrift(name, kind, "", None, 0.0, None, "error", message=f"{type(exc).__name__}: {exc}")
+
+
+def current_sample(ref: ColumnProfile, series: pd.Series) -> Sample:
+    """The current column reduced like the reference (binned with the same bins when the
+    reference is a sketch and the window is large)."""
+    if ref.kind == "numerical" and ref.sketch and len(series) > DEFAULT_MAX_EXACT:
+        arr = series.to_numpy(dtype="float64", na_value=np.nan)
+        arr = arr[np.isfinite(arr)]
+        integer = pd.api.types.is_integer_dtype(series.dtype)
+        return bin_values(arr, None, ref.sketch_lo, ref.sketch_hi, ref.sketch_bins, integer)
+    return Sample.from_values(series, ref.kind)
+
+
+def choose_test(name: str, kind: Kind, ref: Sample, cur: Sample, options: DriftOptions) -> StatTest:
+    """The configured test, or evidently's automatic choice, with its threshold."""
+    test_name = options.configured_test(name, kind)
+    if test_name is None:
+        test_name = auto_stattest_name(ref, cur, kind)
+    elif kind not in STATTESTS[test_name].kinds:
+        accepts = ", ".join(STATTESTS[test_name].kinds)
+        raise ValueError(f"column {name!r}: {test_name} does not accept {kind} columns (accepts {accepts})")
+    return get_stattest(test_name, options.threshold_for(name, kind))
+
+
+def _empty_sample(kind: Kind) -> Sample:
+    return Sample(np.array([], dtype=np.float64 if kind == "numerical" else object), np.array([], np.int64), kind)
+
+
+def _check_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, options: DriftOptions) -> ColumnDrift:
+    if name not in profile:
+        series = current[name]
+        kind = infer_kind(series, name in options.categorical)
+        cur = Sample.from_values(series, kind)
+        test = choose_test(name, kind, _empty_sample(kind), cur, options)
+        return ColumnDrift(name, kind, test.name, None, test.threshold, None, "new_in_current",
+                           null_share_cur=_share(len(series) - cur.n, len(series)))  # fmt: skip
+    ref_col = profile.column(name)
+    ref = ref_col.sample
+    kind = ref_col.kind
+    base: dict[str, Any] = {"null_share_ref": ref_col.null_share}
+    if name not in current.columns:
+        test = choose_test(name, kind, ref, _empty_sample(kind), options)
+        return ColumnDrift(name, kind, test.name, None, test.threshold, None, "missing_in_current", **base)
+    series = current[name]
+    cur_family = dtype_family(series)
+    if len(series) == 0 or ref_col.n_rows == 0:
+        test = choose_test(name, kind, ref, _empty_sample(kind), options)
+        return ColumnDrift(name, kind, test.name, None, test.threshold, None, "empty", **base)
+    null_cur = int(series.isna().sum())
+    base["null_share_cur"] = null_cur / len(series)
+    if null_cur < len(series) and _type_changed(ref_col, series, cur_family):
+        test = choose_test(name, kind, ref, _empty_sample(kind), options)
+        return ColumnDrift(name, kind, test.name, None, test.threshold, None, "type_changed",
+                           message=f"{ref_col.family} -> {cur_family}", **base)  # fmt: skip
+    cur = current_sample(ref_col, series)
+    base["null_share_cur"] = (len(series) - cur.n) / len(series)  # infinities count as nulls, as evidently drops them
+    unseen, vanished = _category_changes(ref, cur) if kind == "categorical" else (0, 0)
+    base.update(unseen_categories=unseen, vanished_categories=vanished)
+    test = choose_test(name, kind, ref, cur, options)
+    if ref.n == 0 or cur.n == 0:
+        return ColumnDrift(name, kind, test.name, None, test.threshold, None, "all_null", **base)
+    status: Status = "constant" if ref.n_unique == 1 else "ok"
+    try:
+        result = test(ref, cur)
+    except TestNotApplicable as exc:
+        return ColumnDrift(name, kind, test.name, None, test.threshold, None, status, message=str(exc), **base)
+    effect = effect_size(ref, cur) if options.min_effect > 0 else None
+    return ColumnDrift(name, kind, test.name, result.score, result.threshold, result.drifted, status,
+                       effect=effect, is_pvalue=test.is_pvalue, **base)  # fmt: skip
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _type_changed(ref: ColumnProfile, series: pd.Series, cur_family: str) -> bool:
+    if ref.n_null == ref.n_rows or cur_family == "other" or ref.family == "other":
+        return False  # an all-null side has no meaningful type
+    if ref.kind == "numerical":
+        return cur_family != "numeric" or pd.api.types.is_object_dtype(series.dtype)
+    return cur_family != ref.family
+
+
+def _category_changes(ref: Sample, cur: Sample) -> tuple[int, int]:
+    ref_keys = set(ref.values.tolist())
+    cur_keys = set(cur.values.tolist())
+    return len(cur_keys - ref_keys), len(ref_keys - cur_keys)
+
+
+def effect_size(ref: Sample, cur: Sample) -> float:
+    """Normed Wasserstein distance for numbers, total variation distance for categories."""
+    if ref.kind == "numerical":
+        return Wasserstein()(ref, cur).score
+    _, rc, cc = aligned_counts(ref, cur)
+    return float(0.5 * np.abs(rc / ref.n - cc / cur.n).sum())
+
+
+def finalize(results: list[ColumnDrift], options: DriftOptions, engine: str) -> DriftReport:
+    """Apply the correction and the effect floor, then the dataset verdict."""
+    results = _apply_correction(results, options.correction)
+    if options.min_effect > 0:
+        results = [
+            replace(r, drifted=False) if r.drifted and r.effect is not None and r.effect < options.min_effect else r
+            for r in results
+        ]
+    verdicts = [r.drifted for r in results if r.drifted is not None]
+    n_columns = len(verdicts)
+    n_drifted = sum(verdicts)
+    share = n_drifted / n_columns if n_columns else 0.0
+    return DriftReport(share, n_drifted, n_columns, bool(n_columns and share >= options.drift_share),
+                       tuple(results), engine)  # fmt: skip
+
+
+def _apply_correction(results: list[ColumnDrift], correction: str) -> list[ColumnDrift]:
+    if correction == "none":
+        return results
+    idx = [i for i, r in enumerate(results) if r.is_pvalue and r.score is not None and not math.isnan(r.score)]
+    if not idx:
+        return results
+    p = np.array([results[i].score for i in idx], dtype=np.float64)
+    m = len(p)
+    if correction == "bonferroni":
+        adjusted = np.minimum(p * m, 1.0)
+    else:  # Benjamini-Hochberg step-up, as adjusted p-values (q-values)
+        order = np.argsort(p)
+        ranked = p[order] * m / np.arange(1, m + 1)
+        q = np.minimum.accumulate(ranked[::-1])[::-1]
+        adjusted = np.empty(m)
+        adjusted[order] = np.minimum(q, 1.0)
+    out = list(results)
+    for i, adj in zip(idx, adjusted, strict=True):
+        r = results[i]
+        test = STATTESTS[r.test](r.threshold)
+        out[i] = replace(r, p_adjusted=float(adj), drifted=test.drifted(float(adj)))
+    return out

@@ -1,0 +1,368 @@
+"""Reference profiles: what a drift check keeps of the reference data, computed once per model.
+
+A profile holds, per column: its kind (numerical or categorical), its dtype family (to notice a
+changed type), its null count, and its distribution as sorted distinct values with counts.
+Numerical columns with at most ``max_exact`` distinct values are kept exactly, which makes every
+test give the same answer from the profile as from the raw data. Columns with more distinct
+values are kept as a *binned sketch*: ``sketch_bins`` equal-width bins between the reference's
+0.1% and 99.9% quantiles, each stored as (mean of its values, count), with the values outside
+that range kept exactly. Every sketched value moves by less than one bin width, so the KS
+statistic, the normed Wasserstein distance and the binned tests move by at most about
+``1 / sketch_bins`` (see docs/drift.md for the measured differences).
+
+The serialized form (:meth:`ReferenceProfile.to_bytes`) is deterministic: the same data gives
+the same bytes, so :attr:`ReferenceProfile.content_hash` identifies the content.
+
+Errors: :class:`ProfileFormatError` (a ``ValueError``) for bytes that are not a profile or come
+from an unknown format version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from detectors.stattests.base import Kind, Sample
+
+FORMAT_VERSION = 1
+_MAGIC = b"RCPROFILE\x00"
+DEFAULT_MAX_EXACT = 100_000
+DEFAULT_SKETCH_BINS = 1 << 16
+# quantiles bounding the sketch's bins: the tails outside them are kept exactly, so a long tail
+# cannot stretch the bins and blur the body of the distribution
+_SKETCH_QUANTILES = (0.001, 0.999)
+
+Family = Literal["numeric", "bool", "string", "datetime", "other"]
+
+
+class ProfileFormatError(ValueError):
+    """Bytes that are not a reference profile, or of an unknown format version."""
+
+
+def dtype_family(series: pd.Series) -> Family:
+    """The coarse type of a column; a change of family between windows is ``type_changed``.
+
+    >>> dtype_family(pd.Series([1, 2])), dtype_family(pd.Series([1.5])), dtype_family(pd.Series(["a"]))
+    ('numeric', 'numeric', 'string')
+    """
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return dtype_family(pd.Series(dtype.categories))
+    if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+        non_null = series.dropna()
+        if len(non_null) == 0:
+            return "other"
+        first = non_null.iloc[0]
+        if isinstance(first, bool | np.bool_):
+            return "bool"
+        if isinstance(first, int | float | np.number):
+            return "numeric"
+        return "string"
+    return "other"
+
+
+def infer_kind(series: pd.Series, categorical: bool) -> Kind:
+    """Numerical for numeric dtypes (booleans excluded), categorical otherwise or when asked."""
+    if categorical:
+        return "categorical"
+    numeric = dtype_family(series) == "numeric" and not pd.api.types.is_object_dtype(series.dtype)
+    return "numerical" if numeric else "categorical"
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnProfile:
+    """One column of a reference profile."""
+
+    name: str
+    kind: Kind
+    family: Family
+    n_rows: int
+    n_null: int
+    sample: Sample
+    sketch: bool = False
+    sketch_lo: float = 0.0
+    sketch_hi: float = 0.0
+    sketch_bins: int = 0
+
+    @property
+    def null_share(self) -> float:
+        return self.n_null / self.n_rows if self.n_rows else 0.0
+
+    @property
+    def n_unique(self) -> int:
+        return self.sample.n_unique
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceProfile:
+    """What a drift check needs of the reference data, built once by :func:`build_profile`.
+
+    >>> df = pd.DataFrame({"x": [1.0, 2.0, 2.0, None], "city": ["a", "b", "a", "a"]})
+    >>> p = build_profile(df, categorical=("city",))
+    >>> p.n_rows, p.columns, p.kinds
+    (4, ('x', 'city'), {'x': 'numerical', 'city': 'categorical'})
+    >>> ReferenceProfile.from_bytes(p.to_bytes()).content_hash == p.content_hash
+    True
+    """
+
+    n_rows: int
+    column_profiles: tuple[ColumnProfile, ...]
+    _bytes: list[bytes] = field(default_factory=list, repr=False)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.column_profiles)
+
+    @property
+    def kinds(self) -> dict[str, Kind]:
+        return {c.name: c.kind for c in self.column_profiles}
+
+    def column(self, name: str) -> ColumnProfile:
+        for c in self.column_profiles:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    @property
+    def content_hash(self) -> str:
+        """Hex SHA-256 of :meth:`to_bytes`."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    def to_bytes(self) -> bytes:
+        if not self._bytes:  # cached: the object is immutable, and profiles can be large
+            self._bytes.append(_serialize(self))
+        return self._bytes[0]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReferenceProfile:
+        return _deserialize(data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceProfile:
+        return cls.from_bytes(Path(path).read_bytes())
+
+    def to_frame(self) -> pd.DataFrame:
+        """The reference rebuilt from the profile: the same values and nulls per column, in sorted
+        order (row alignment across columns is not kept). Exact for exactly kept columns; sketched
+        columns come back as their bin means."""
+        data: dict[str, Any] = {}
+        for c in self.column_profiles:
+            values = c.sample.expand()
+            pad = self.n_rows - len(values)
+            if c.kind == "numerical":
+                col = np.concatenate([values.astype(np.float64), np.full(pad, np.nan)])
+                data[c.name] = col.astype(np.int64) if c.sample.integer and pad == 0 else col
+            else:
+                col_obj = np.empty(self.n_rows, dtype=object)
+                col_obj[: len(values)] = values
+                col_obj[len(values) :] = None
+                data[c.name] = col_obj
+        return pd.DataFrame(data, index=pd.RangeIndex(self.n_rows))
+
+
+def build_profile(
+    reference: pd.DataFrame,
+    categorical: Sequence[str] = (),
+    columns: Sequence[str] | None = None,
+    *,
+    max_exact: int = DEFAULT_MAX_EXACT,
+    sketch_bins: int = DEFAULT_SKETCH_BINS,
+) -> ReferenceProfile:
+    """Profile ``reference``: every column, or only ``columns``; ``categorical`` forces that kind.
+
+    Raises ``KeyError`` naming a requested column that the data does not have.
+    """
+    names = list(reference.columns) if columns is None else list(columns)
+    missing = [c for c in [*names, *categorical] if c not in reference.columns]
+    if missing:
+        raise KeyError(f"column(s) not in the reference data: {', '.join(map(str, missing))}")
+    cat = set(categorical)
+    profiles = tuple(
+        profile_column(str(n), reference[n], n in cat, max_exact=max_exact, sketch_bins=sketch_bins) for n in names
+    )
+    return ReferenceProfile(len(reference), profiles)
+
+
+def profile_column(
+    name: str, series: pd.Series, categorical: bool, *, max_exact: int, sketch_bins: int
+) -> ColumnProfile:
+    kind = infer_kind(series, categorical)
+    family = dtype_family(series)
+    sample = Sample.from_values(series, kind)
+    n_null = len(series) - sample.n
+    if kind == "numerical" and sample.n_unique > max_exact:
+        lo, hi, sketched = sketch_sample(sample, sketch_bins)
+        return ColumnProfile(name, kind, family, len(series), n_null, sketched, True, lo, hi, sketch_bins)
+    return ColumnProfile(name, kind, family, len(series), n_null, sample)
+
+
+def sketch_sample(sample: Sample, bins: int) -> tuple[float, float, Sample]:
+    """Bin a large numerical sample: the sketch's range, and the binned sample."""
+    cum = np.cumsum(sample.counts)
+    lo_rank, hi_rank = (np.ceil(q * sample.n) for q in _SKETCH_QUANTILES)
+    lo = float(sample.values[np.searchsorted(cum, lo_rank)])
+    hi = float(sample.values[min(np.searchsorted(cum, hi_rank), len(cum) - 1)])
+    return lo, hi, bin_values(sample.values, sample.counts, lo, hi, bins, sample.integer)
+
+
+def bin_values(
+    values: np.ndarray, weights: np.ndarray | None, lo: float, hi: float, bins: int, integer: bool
+) -> Sample:
+    """Values inside [lo, hi] become (bin mean, count) pairs; values outside are kept exactly."""
+    inside = (values >= lo) & (values <= hi)
+    x_in = values[inside]
+    w_in = None if weights is None else weights[inside]
+    scale = bins / (hi - lo) if hi > lo else 0.0
+    idx = np.minimum(((x_in - lo) * scale).astype(np.int64), bins - 1)
+    counts = np.bincount(idx, weights=w_in, minlength=bins)
+    sums = np.bincount(idx, weights=x_in if w_in is None else x_in * w_in, minlength=bins)
+    used = counts > 0
+    means = sums[used] / counts[used]
+    # a bin mean is within its bin, so means keep the bins' order; clip rounding at the edges
+    means = np.clip(means, lo, hi)
+    outside = values[~inside]
+    if weights is None:
+        out_vals, out_counts = np.unique(outside, return_counts=True)
+    else:
+        out_vals, out_counts = outside, weights[~inside]
+    all_vals = np.concatenate([means, out_vals])
+    all_counts = np.concatenate([counts[used].astype(np.int64), out_counts.astype(np.int64)])
+    order = np.argsort(all_vals, kind="stable")
+    merged_vals, inverse = np.unique(all_vals[order], return_inverse=True)
+    merged_counts = np.bincount(inverse, weights=all_counts[order]).astype(np.int64)
+    return Sample(merged_vals, merged_counts, "numerical", integer)
+
+
+def _serialize(profile: ReferenceProfile) -> bytes:
+    blobs: list[bytes] = []
+    offset = 0
+
+    def put(arr: np.ndarray) -> dict[str, Any]:
+        nonlocal offset
+        raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        blobs.append(raw)
+        entry = {"offset": offset, "nbytes": len(raw), "dtype": arr.dtype.newbyteorder("<").str}
+        offset += len(raw)
+        return entry
+
+    cols = []
+    for c in profile.column_profiles:
+        entry: dict[str, Any] = {
+            "name": c.name,
+            "kind": c.kind,
+            "family": c.family,
+            "n_rows": c.n_rows,
+            "n_null": c.n_null,
+            "integer": c.sample.integer,
+            "sketch": c.sketch,
+            "sketch_lo": c.sketch_lo,
+            "sketch_hi": c.sketch_hi,
+            "sketch_bins": c.sketch_bins,
+            "counts": put(c.sample.counts.astype(np.int64)),
+        }
+        if c.kind == "numerical":
+            entry["values"] = put(c.sample.values.astype(np.float64))
+        else:
+            entry["labels"] = [_json_label(v) for v in c.sample.values.tolist()]
+        cols.append(entry)
+    header = json.dumps(
+        {"format": FORMAT_VERSION, "n_rows": profile.n_rows, "columns": cols}, sort_keys=True, allow_nan=False
+    ).encode()
+    payload = struct.pack("<Q", len(header)) + header + b"".join(blobs)
+    return _MAGIC + struct.pack("<I", FORMAT_VERSION) + zlib.compress(payload, 6)
+
+
+def _json_label(value: Any) -> Any:
+    # labels JSON cannot hold as themselves (timestamps, decimals...) are kept as their text
+    return value if isinstance(value, str | int | float | bool) else str(value)
+
+
+def _deserialize(data: bytes) -> ReferenceProfile:
+    if not data.startswith(_MAGIC):
+        raise ProfileFormatError("not a reference profile (bad magic bytes)")
+    (version,) = struct.unpack_from("<I", data, len(_MAGIC))
+    if version != FORMAT_VERSION:
+        raise ProfileFormatError(f"profile format {version} is not supported (this code reads {FORMAT_VERSION})")
+    try:
+        payload = zlib.decompress(data[len(_MAGIC) + 4 :])
+    except zlib.error as exc:
+        raise ProfileFormatError(f"corrupt reference profile: {exc}") from None
+    (hlen,) = struct.unpack_from("<Q", payload, 0)
+    header = json.loads(payload[8 : 8 + hlen])
+    body = memoryview(payload)[8 + hlen :]
+
+    def get(entry: dict[str, Any]) -> np.ndarray:
+        raw = body[entry["offset"] : entry["offset"] + entry["nbytes"]]
+        return np.frombuffer(raw, dtype=np.dtype(entry["dtype"])).copy()
+
+    cols: list[ColumnProfile] = []
+    for e in header["columns"]:
+        counts = get(e["counts"])
+        if e["kind"] == "numerical":
+            values = get(e["values"])
+        else:
+            values = np.empty(len(e["labels"]), dtype=object)
+            values[:] = e["labels"]
+        sample = Sample(values, counts, e["kind"], bool(e["integer"]))
+        cols.append(
+            ColumnProfile(
+                e["name"], e["kind"], e["family"], e["n_rows"], e["n_null"], sample,
+                e["sketch"], e["sketch_lo"], e["sketch_hi"], e["sketch_bins"],
+            )
+        )  # fmt: skip
+    return ReferenceProfile(header["n_rows"], tuple(cols))
+
+
+def merge_profiles(parts: Iterable[ReferenceProfile]) -> ReferenceProfile:
+    """Merge partial profiles of disjoint row sets (built with the same columns) into one.
+
+    Exactly kept columns merge exactly; a result above ``max_exact`` distinct values is not
+    re-sketched, so build with one call when a column is large and continuous.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("nothing to merge")
+    first = parts[0]
+    merged: list[ColumnProfile] = []
+    for c in first.column_profiles:
+        pieces = [p.column(c.name) for p in parts]
+        if any(p.kind != c.kind for p in pieces) or any(p.sketch for p in pieces):
+            raise ValueError(f"column {c.name!r}: cannot merge sketched profiles or profiles of different kinds")
+        if c.kind == "numerical":
+            vals = np.concatenate([p.sample.values for p in pieces])
+            cnts = np.concatenate([p.sample.counts for p in pieces])
+            keys, inverse = np.unique(vals, return_inverse=True)
+            sample = Sample(keys, np.bincount(inverse, weights=cnts).astype(np.int64), "numerical",
+                            all(p.sample.integer for p in pieces))  # fmt: skip
+        else:
+            totals: dict[Any, int] = {}
+            for p in pieces:
+                for v, n in zip(p.sample.values.tolist(), p.sample.counts.tolist(), strict=True):
+                    totals[v] = totals.get(v, 0) + n
+            labels = np.empty(len(totals), dtype=object)
+            labels[:] = list(totals)
+            sample = Sample(labels, np.array(list(totals.values()), dtype=np.int64), "categorical")
+        n_rows, n_null = sum(p.n_rows for p in pieces), sum(p.n_null for p in pieces)
+        merged.append(ColumnProfile(c.name, c.kind, c.family, n_rows, n_null, sample))
+    return ReferenceProfile(sum(p.n_rows for p in parts), tuple(merged))

@@ -1,0 +1,230 @@
+"""The shared base of every statistical drift test.
+
+A test sees two :class:`Sample` objects, the reference and the current window, each reduced to
+its distinct values and their counts (nulls and infinities already removed, as evidently does).
+That reduction is what a :class:`~detectors.profile.ReferenceProfile` stores, so a test runs the
+same way from raw data and from a stored profile.
+
+A subclass fills in :meth:`StatTest.score` and its class attributes; the base validates the
+threshold, applies the direction of the verdict, and returns a frozen :class:`TestResult`.
+
+Errors: a test raises :class:`TestNotApplicable` (a ``ValueError``) when the data cannot be
+tested that way (a two-category test on three categories, say); the caller turns it into a
+column status instead of failing the whole report.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+Kind = Literal["numerical", "categorical"]
+KINDS: tuple[Kind, ...] = ("numerical", "categorical")
+
+
+class TestNotApplicable(ValueError):
+    """The data cannot be tested this way; the message says why."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """A column reduced to sorted distinct values and their counts.
+
+    ``values`` holds float64 for numerical columns and Python objects (labels) for categorical
+    ones; ``integer`` records that the original values were integers, which changes numpy's
+    automatic bin widths and so must be kept for parity with evidently.
+    """
+
+    values: np.ndarray
+    counts: np.ndarray
+    kind: Kind
+    integer: bool = False
+    n: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.values) != len(self.counts):
+            raise ValueError("values and counts must have the same length")
+        object.__setattr__(self, "n", int(self.counts.sum()))
+
+    @classmethod
+    def from_values(cls, data: Sequence[Any] | np.ndarray | pd.Series, kind: Kind) -> Sample:
+        """Reduce raw values, dropping nulls and (for numbers) infinities.
+
+        >>> Sample.from_values([3.0, 1.0, None, 3.0, float("inf")], "numerical").counts.tolist()
+        [1, 2]
+        """
+        series = data if isinstance(data, pd.Series) else pd.Series(data)
+        if kind == "numerical":
+            integer = pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+            arr = series.to_numpy(dtype="float64", na_value=np.nan)
+            arr = arr[np.isfinite(arr)]
+            values, counts = np.unique(arr, return_counts=True)
+            return cls(values, counts.astype(np.int64), "numerical", integer)
+        counts_s = series.value_counts(dropna=True, sort=False)
+        labels = np.empty(len(counts_s), dtype=object)
+        labels[:] = [_plain(v) for v in counts_s.index]
+        return cls(labels, counts_s.to_numpy(dtype=np.int64), "categorical")
+
+    def expand(self) -> np.ndarray:
+        """The raw values again (sorted), for tests that need every observation."""
+        return np.repeat(self.values, self.counts)
+
+    @property
+    def n_unique(self) -> int:
+        return len(self.values)
+
+    def mean_std(self) -> tuple[float, float]:
+        """Mean and population standard deviation (numpy's ``std`` with ddof=0)."""
+        w = self.counts / self.n
+        mean = float(np.dot(w, self.values))
+        return mean, math.sqrt(float(np.dot(w, (self.values - mean) ** 2)))
+
+
+def _plain(value: Any) -> Hashable:
+    """numpy scalars become Python scalars so labels compare and serialize the same everywhere."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def aligned_counts(ref: Sample, cur: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The union of both samples' values and each sample's count per value (0 where absent)."""
+    if ref.kind == "numerical":
+        keys = np.union1d(ref.values, cur.values)
+        rc = np.zeros(len(keys), dtype=np.int64)
+        cc = np.zeros(len(keys), dtype=np.int64)
+        rc[np.searchsorted(keys, ref.values)] = ref.counts
+        cc[np.searchsorted(keys, cur.values)] = cur.counts
+        return keys, rc, cc
+    index: dict[Hashable, int] = {}
+    for v in list(ref.values) + list(cur.values):
+        index.setdefault(v, len(index))
+    keys_obj = np.empty(len(index), dtype=object)
+    keys_obj[:] = list(index)
+    rc = np.zeros(len(index), dtype=np.int64)
+    cc = np.zeros(len(index), dtype=np.int64)
+    rc[[index[v] for v in ref.values]] = ref.counts
+    cc[[index[v] for v in cur.values]] = cur.counts
+    return keys_obj, rc, cc
+
+
+def sturges_edges(lo: float, hi: float, size: int, integer: bool) -> np.ndarray:
+    """``np.histogram_bin_edges(data, "sturges")`` from the data's min, max and size alone.
+
+    Mirrors numpy's own arithmetic step by step (including its integer-width rule), so the edges
+    are bit-identical without materializing the data.
+
+    >>> sturges_edges(0.0, 1.0, 7, False).tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> ints = np.arange(1000) % 4
+    >>> bool(np.array_equal(sturges_edges(0.0, 3.0, 1000, True), np.histogram_bin_edges(ints, "sturges")))
+    True
+    """
+    first, last = (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
+    width = (hi - lo) / (np.log2(size) + 1.0)
+    if width:
+        if integer and width < 1:
+            width = 1
+        n_bins = int(np.ceil((last - first) / width))
+    else:
+        n_bins = 1
+    return np.linspace(first, last, n_bins + 1, endpoint=True, dtype=np.float64)
+
+
+def binned_percents(ref: Sample, cur: Sample, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Evidently's ``get_binned_data``: Sturges bins over both samples for numbers with more than
+    20 distinct reference values, else one bin per value; optionally replace empty bins by a tiny
+    share (as evidently does, so logs stay finite)."""
+    if ref.kind == "numerical" and ref.n_unique > 20:
+        lo = min(ref.values[0], cur.values[0])
+        hi = max(ref.values[-1], cur.values[-1])
+        edges = sturges_edges(lo, hi, ref.n + cur.n, ref.integer and cur.integer)
+        rp = np.histogram(ref.values, edges, weights=ref.counts)[0] / ref.n
+        cp = np.histogram(cur.values, edges, weights=cur.counts)[0] / cur.n
+    else:
+        _, rc, cc = aligned_counts(ref, cur)
+        rp = rc / ref.n
+        cp = cc / cur.n
+    if fill_zeroes:
+        rp = _fill_zeroes(rp)
+        cp = _fill_zeroes(cp)
+    return rp, cp
+
+
+def _fill_zeroes(p: np.ndarray) -> np.ndarray:
+    smallest = p[p != 0].min()
+    out = p.copy()
+    out[out == 0] = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+    return out
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test's outcome: the score, the threshold it was held against, and the verdict."""
+
+    __test__: ClassVar[bool] = False
+
+    test: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+class StatTest(ABC):
+    """A drift test between a reference and a current sample.
+
+    Subclasses set ``name`` (evidently's name), ``kinds`` (column kinds it accepts),
+    ``default_threshold``, ``is_pvalue`` (True: drift when the score is below the threshold;
+    False: a distance, drift when at or above it) and ``inclusive`` (whether equality counts as
+    drift, which differs between evidently's tests), then implement :meth:`score`.
+    """
+
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    kinds: ClassVar[tuple[Kind, ...]]
+    default_threshold: ClassVar[float]
+    is_pvalue: ClassVar[bool]
+    inclusive: ClassVar[bool]
+
+    def __init__(self, threshold: float | None = None) -> None:
+        if threshold is not None:
+            threshold = float(threshold)
+            if not math.isfinite(threshold) or threshold < 0:
+                raise ValueError(f"{self.name}: threshold must be a finite number >= 0, got {threshold}")
+            if self.is_pvalue and not 0 < threshold <= 1:
+                raise ValueError(f"{self.name}: a p-value threshold must be in (0, 1], got {threshold}")
+        self.threshold = self.default_threshold if threshold is None else threshold
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(threshold={self.threshold})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.threshold == other.threshold
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.threshold))
+
+    @abstractmethod
+    def score(self, ref: Sample, cur: Sample) -> float:
+        """The p-value or distance between the two samples."""
+
+    def drifted(self, score: float) -> bool:
+        """The verdict for a score; NaN never counts as drift, as in evidently."""
+        if self.is_pvalue:
+            return bool(score <= self.threshold) if self.inclusive else bool(score < self.threshold)
+        return bool(score >= self.threshold) if self.inclusive else bool(score > self.threshold)
+
+    def __call__(self, ref: Sample, cur: Sample) -> TestResult:
+        # No check of ``kinds`` here: like evidently, the automatic choice runs categorical tests
+        # on low-cardinality numbers; ``kinds`` only limits what a user may name in a config.
+        if ref.n == 0 or cur.n == 0:
+            raise TestNotApplicable(f"{self.name} needs at least one value on each side")
+        with np.errstate(all="ignore"):
+            value = float(self.score(ref, cur))
+        return TestResult(self.name, value, self.threshold, self.drifted(value))

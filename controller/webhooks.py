@@ -37,6 +37,7 @@ EVENT_TYPES = (
     "retrain.promoted",
     "retrain.rejected",
     "retrain.cost_anomaly",
+    "retrain.failed",
 )
 SECRET_PREFIX = "whsec_"
 

@@ -1,0 +1,73 @@
+"""The Celery app: Redis broker and result backend, three queues, late acknowledgement.
+
+Queues: ``checks`` (model checks and the level-triggered tick), ``training`` (retrains; route
+them to bigger machines) and ``notify`` (outbox delivery: MLflow tags and webhooks).
+
+Every task is idempotent (a check carries a request key, a retrain is claimed by a conditional
+state change, outbox items are leased), so messages are acknowledged only after the task ran
+(``acks_late``) and a message whose worker died is delivered again (``reject_on_worker_lost``,
+and the Redis visibility timeout for a worker killed outright).
+
+The service settings come from ``$RETRAIN_CONFIG`` (or ``configs/controller.yaml``); the worker
+and beat commands set that variable before they start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from celery import Celery
+from kombu import Queue
+
+from controller.config import DEFAULT_CONFIG, ENV_PREFIX, ServiceConfig, load_service_config
+
+CHECKS, TRAINING, NOTIFY = "checks", "training", "notify"
+QUEUES = (CHECKS, TRAINING, NOTIFY)
+VISIBILITY_ENV = f"{ENV_PREFIX}VISIBILITY_TIMEOUT"
+"""Seconds before Redis hands an unacknowledged message to another worker (default one hour).
+
+It must exceed the longest retrain, or a long retrain is delivered twice (harmless, since the
+retrain is claimed once, but wasteful); tests lower it to see a killed worker's task redone soon.
+"""
+
+
+def service_settings() -> ServiceConfig:
+    """The service config of this process; defaults when no config file exists."""
+    path = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if path is None and not Path(DEFAULT_CONFIG).is_file():
+        return ServiceConfig()
+    return load_service_config(path)
+
+
+def configure(app: Celery, service: ServiceConfig) -> Celery:
+    visibility = float(os.environ.get(VISIBILITY_ENV, "3600"))
+    app.conf.update(
+        broker_url=service.broker_url,
+        result_backend=service.result_backend,
+        task_queues=[Queue(q) for q in QUEUES],
+        task_default_queue=CHECKS,
+        task_routes={
+            "retrain.check": {"queue": CHECKS},
+            "retrain.tick": {"queue": CHECKS},
+            "retrain.retrain": {"queue": TRAINING},
+            "retrain.deliver": {"queue": NOTIFY},
+        },
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        timezone="UTC",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": visibility},
+        result_backend_transport_options={"visibility_timeout": visibility},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = configure(Celery("retrain", include=["workers.tasks"]), service_settings())

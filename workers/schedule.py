@@ -1,0 +1,177 @@
+"""Beat schedules built from the model files, reloaded when the files change, one beat only.
+
+Each model's ``schedule`` (``every`` or 5-field ``cron``) becomes a beat entry ``check:<model>``
+that sends ``retrain.check`` with a request key naming the schedule slot, so a duplicated or
+redelivered message is one check. Two service entries run beside them: ``retrain.tick`` (the
+level-triggered timer: every due model is checked even if a beat entry was missed, for instance
+while beat was down; it fires once at start) and ``retrain.deliver`` (drains the outbox).
+
+:class:`ConfigScheduler` re-reads the models directory when a file in it changes (checked every
+few seconds by modification time), so adding, editing or removing a model file needs no restart.
+Several beats may run for availability: only the holder of a Redis lock sends anything; the others
+wait and take over within the lock's expiry when the holder stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+from celery.beat import ScheduleEntry, Scheduler
+from celery.schedules import crontab, schedule
+
+from controller.config import ModelConfig, ServiceConfig, config_dir, load_models
+from controller.errors import ConfigError
+from workers.app import CHECKS, NOTIFY, service_settings
+from workers.locks import RedisLock
+
+log = logging.getLogger(__name__)
+
+CHECK_PREFIX = "check:"
+TICK_ENTRY, DELIVER_ENTRY = "retrain-tick", "retrain-deliver"
+BEAT_LOCK = "beat"
+LOCK_TTL_SECONDS = 30.0
+RELOAD_EVERY_SECONDS = 5.0
+
+
+def slot_key(cfg: ModelConfig, when: datetime) -> str:
+    """A request key naming the schedule slot ``when`` falls in.
+
+    >>> from controller.config import ModelConfig
+    >>> m = ModelConfig.model_validate({"name": "churn", "registered_model": "churn",
+    ...     "data": {"source": {"kind": "files", "path": "x.parquet"}}, "schedule": {"every": "1h"}})
+    >>> slot_key(m, datetime(2026, 11, 28, 10, 59, tzinfo=UTC)), slot_key(m, datetime(2026, 11, 28, 11, 1, tzinfo=UTC))
+    ('sched:churn:2026-11-28T10:00', 'sched:churn:2026-11-28T11:00')
+    """
+    ts = when.astimezone(UTC).timestamp()
+    seconds = cfg.schedule.seconds or 60.0
+    start = datetime.fromtimestamp(ts - ts % seconds, UTC)
+    return f"sched:{cfg.name}:{start.strftime('%Y-%m-%dT%H:%M')}"
+
+
+def beat_schedule_of(cfg: ModelConfig) -> schedule:
+    if cfg.schedule.cron is not None:
+        minute, hour, dom, month, dow = cfg.schedule.cron.split()
+        return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
+    return schedule(timedelta(seconds=cfg.schedule.seconds or 3600.0))
+
+
+def model_entries(models: dict[str, ModelConfig]) -> dict[str, dict[str, Any]]:
+    """One beat entry per model, in Celery's ``beat_schedule`` format."""
+    return {
+        CHECK_PREFIX + name: {
+            "task": "retrain.check",
+            "schedule": beat_schedule_of(cfg),
+            "args": (name,),
+            "kwargs": {"scheduled": True},
+            "options": {"queue": CHECKS},
+        }
+        for name, cfg in models.items()
+    }
+
+
+def service_entries(tick_seconds: float, deliver_seconds: float) -> dict[str, dict[str, Any]]:
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    return {
+        TICK_ENTRY: {
+            "task": "retrain.tick",
+            "schedule": schedule(timedelta(seconds=tick_seconds)),
+            "options": {"queue": CHECKS, "expires": tick_seconds},
+            "last_run_at": long_ago,
+        },
+        DELIVER_ENTRY: {
+            "task": "retrain.deliver",
+            "schedule": schedule(timedelta(seconds=deliver_seconds)),
+            "options": {"queue": NOTIFY, "expires": deliver_seconds},
+        },
+    }
+
+
+class ModelsWatcher:
+    """Notices changes to the model files by their names, sizes and modification times."""
+
+    def __init__(self, folder: Path, every_seconds: float = RELOAD_EVERY_SECONDS) -> None:
+        self.folder = folder
+        self.every_seconds = every_seconds
+        self._seen = self.signature()
+        self._checked = time.monotonic()
+
+    def signature(self) -> tuple[tuple[str, int, int], ...]:
+        try:
+            files = sorted(self.folder.glob("*.y*ml"))
+            return tuple((f.name, (st := f.stat()).st_mtime_ns, st.st_size) for f in files)
+        except FileNotFoundError:
+            return ()
+
+    def changed(self, force: bool = False) -> bool:
+        """True once after a change; looks at the disk at most every ``every_seconds``."""
+        if not force and time.monotonic() - self._checked < self.every_seconds:
+            return False
+        self._checked = time.monotonic()
+        now = self.signature()
+        if now == self._seen:
+            return False
+        self._seen = now
+        return True
+
+
+def models_folder(service: ServiceConfig) -> Path:
+    return config_dir(service) / service.models_dir
+
+
+class ConfigScheduler(Scheduler):
+    """Celery beat scheduler whose entries come from the model files (see the module docstring)."""
+
+    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
+        self.service = service_settings()
+        self.watcher = ModelsWatcher(models_folder(self.service))
+        self.models: dict[str, ModelConfig] = {}
+        self.lock = RedisLock(redis.Redis.from_url(self.service.broker_url), BEAT_LOCK, LOCK_TTL_SECONDS)
+        self.tick_seconds = float(app.conf.get("retrain_tick_seconds") or 60.0)
+        self.deliver_seconds = float(app.conf.get("retrain_deliver_seconds") or 10.0)
+        self.leader = False
+        super().__init__(app, *args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        self.models = load_models(self.service)
+        self.merge_inplace({**model_entries(self.models), **service_entries(self.tick_seconds, self.deliver_seconds)})
+        log.info("beat: %d model entries", len(self.models))
+
+    def reload(self) -> None:
+        """Rebuild the entries from the model files; a bad file keeps the old entries."""
+        try:
+            self.setup_schedule()
+        except ConfigError as exc:
+            log.error("beat: model files not reloaded, keeping the previous schedule: %s", exc)
+            return
+        self._heap = None  # entries were updated in place; rebuild the heap from them
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        holds = self.lock.hold()
+        if holds != self.leader:
+            log.info("beat: %s", "this beat is active" if holds else "another beat is active; standing by")
+            self.leader = holds
+        if not holds:
+            return LOCK_TTL_SECONDS / 3
+        if self.watcher.changed():
+            self.reload()
+        delay: float = super().tick(*args, **kwargs)
+        return min(delay, LOCK_TTL_SECONDS / 3)
+
+    def apply_async(self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
+        if entry.name.startswith(CHECK_PREFIX):
+            cfg = self.models.get(entry.name.removeprefix(CHECK_PREFIX))
+            if cfg is not None:
+                entry.kwargs = {"scheduled": True, "request_key": slot_key(cfg, datetime.now(UTC))}
+        return super().apply_async(entry, producer, advance, **kwargs)
+
+    def close(self) -> None:
+        if self.leader:
+            self.lock.release()
+            self.leader = False
+        super().close()

@@ -1,0 +1,176 @@
+"""Thin tasks: take ids, re-read state, call ``controller.service``.
+
+Retry policy is declared on each task: :class:`ControllerTask` turns
+:class:`~controller.errors.RetryLater` into a retry after the error's delay (up to the task's
+``max_retries``) and lets :class:`~controller.errors.GiveUp` fail the task at once. Every task is
+idempotent, so each is acknowledged late and redelivered when its worker dies.
+
+Each worker process builds its :class:`~controller.service.Context` once (after the fork) and
+re-reads the model files when they change, so editing a model needs no restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from celery import Task
+
+from controller.config import ENV_PREFIX
+from controller.errors import GiveUp, RetryLater
+from controller.outbox import deliver_outbox
+from controller.service import Context, due_checks, run_check, run_retrain
+from workers.app import app
+from workers.locks import model_lock
+from workers.schedule import ModelsWatcher, models_folder, slot_key
+
+log = logging.getLogger(__name__)
+
+DELIVER_PENDING_KEY = "retrain:deliver:pending"
+DELIVER_BUDGET_SECONDS = 50.0
+STALE_QUEUED_RETRAIN = timedelta(minutes=10)
+
+
+@dataclass
+class _Process:
+    pid: int
+    ctx: Context
+    watcher: ModelsWatcher
+    redis: redis.Redis
+
+
+_process: _Process | None = None
+
+
+def process() -> _Process:
+    """This worker process's context, built on first use and refreshed when model files change."""
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        ctx = Context.from_config(os.environ.get(f"{ENV_PREFIX}CONFIG"), migrate=False)
+        _process = _Process(
+            os.getpid(), ctx, ModelsWatcher(models_folder(ctx.service)), redis.Redis.from_url(ctx.service.broker_url)
+        )
+    elif _process.watcher.changed():
+        _process.ctx.reload_models()
+        log.info("model files changed: %d models", len(_process.ctx.models))
+    return _process
+
+
+class ControllerTask(Task):
+    """Maps the controller's errors to Celery: RetryLater -> retry after its delay, GiveUp -> fail."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except RetryLater as exc:
+            raise self.retry(exc=exc, countdown=exc.delay) from exc
+
+
+def kick_delivery(client: redis.Redis) -> None:
+    """Queue one outbox delivery unless one is already queued (many checks, one deliverer)."""
+    if client.set(DELIVER_PENDING_KEY, "1", nx=True, ex=30):
+        deliver.delay()
+
+
+def _recently_checked(ctx: Context, model: str, request_key: str | None, now: datetime) -> bool:
+    """A scheduled check whose model was checked under another key within half its interval."""
+    last = ctx.store.checks(model, limit=1)
+    if not last or last[0].status != "done" or last[0].request_key == request_key:
+        return False
+    interval = ctx.models[model].schedule.seconds or 60.0
+    return (now - last[0].started_at).total_seconds() < interval / 2
+
+
+@app.task(
+    base=ControllerTask,
+    bind=True,
+    name="retrain.check",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=30,
+)
+def check(self: Task, model: str, request_key: str | None = None, scheduled: bool = False) -> dict[str, Any]:
+    """Check one model under its lock; on TRIGGER queue the retrain it created."""
+    p = process()
+    ctx = p.ctx
+    if model not in ctx.models:
+        raise GiveUp(f"model {model!r} is not configured (any more)")
+    if scheduled and _recently_checked(ctx, model, request_key, ctx.clock()):
+        return {"model": model, "skipped": "checked recently"}
+    with model_lock(p.redis, model, ctx.service.check_lock_seconds):
+        outcome = run_check(ctx, model, request_key)
+    if outcome.retrain_id is not None:
+        retrain.delay(outcome.retrain_id)
+    if not outcome.skipped:
+        kick_delivery(p.redis)
+    return {
+        "model": model,
+        "check_id": outcome.check_id,
+        "decision_id": outcome.decision_id,
+        "decision": outcome.decision.action.value if outcome.decision else None,
+        "retrain_id": outcome.retrain_id,
+        "skipped": outcome.skipped,
+    }
+
+
+@app.task(
+    base=ControllerTask,
+    bind=True,
+    name="retrain.retrain",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=10,
+)
+def retrain(self: Task, retrain_id: int) -> dict[str, Any]:
+    """Run one retrain; a second delivery finds it claimed and does nothing."""
+    p = process()
+    outcome = run_retrain(p.ctx, retrain_id)
+    kick_delivery(p.redis)
+    return {
+        "retrain_id": retrain_id,
+        "state": outcome.state,
+        "challenger_version": outcome.challenger_version,
+        "skipped": outcome.skipped,
+    }
+
+
+@app.task(base=ControllerTask, bind=True, name="retrain.deliver", acks_late=True, max_retries=3)
+def deliver(self: Task) -> dict[str, int]:
+    """Drain the due outbox items for up to ``DELIVER_BUDGET_SECONDS``."""
+    p = process()
+    p.redis.delete(DELIVER_PENDING_KEY)
+    totals = {"delivered": 0, "failed": 0, "dead": 0, "suppressed": 0, "tags_written": 0}
+    started = p.ctx.clock()
+    while True:
+        report = deliver_outbox(p.ctx)
+        for k in totals:
+            totals[k] += getattr(report, k)
+        handled = report.delivered + report.failed + report.dead + report.suppressed
+        if handled == 0:
+            break
+        if (p.ctx.clock() - started).total_seconds() > DELIVER_BUDGET_SECONDS:
+            kick_delivery(p.redis)
+            break
+    return totals
+
+
+@app.task(base=ControllerTask, bind=True, name="retrain.tick", acks_late=True, max_retries=3)
+def tick(self: Task) -> dict[str, Any]:
+    """The level-triggered timer: check every due model and requeue retrains that were never sent."""
+    p = process()
+    ctx = p.ctx
+    now = ctx.clock()
+    due = due_checks(ctx, now)
+    for name in due:
+        check.apply_async((name,), {"request_key": slot_key(ctx.models[name], now), "scheduled": True})
+    stale = [
+        r.id for r in ctx.store.retrains(limit=200) if r.state == "queued" and now - r.updated_at > STALE_QUEUED_RETRAIN
+    ]
+    for retrain_id in stale:
+        retrain.delay(retrain_id)
+    kick_delivery(p.redis)
+    return {"due": len(due), "requeued_retrains": len(stale)}

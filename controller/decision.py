@@ -43,6 +43,8 @@ class Reason(StrEnum):
     DRIFT_ONLY = "drift_without_decay"
     PAYS = "decay_costs_more_than_retrain"
     NEEDS_APPROVAL = "awaiting_owner_approval"
+    WINDOW_NOT_FRESH = "training_window_not_fresh"
+    REUSE_VERSION = "promote_registered_version"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,18 @@ class Signals:
     dataset_drift: bool = False
     quality_failures: tuple[str, ...] = ()
     n_rows: int = 0
+    decay_points_per_day: float | None = None
+    """How fast a freshly retrained model loses metric points per day, learned from the model's history
+    (see :func:`controller.economics.decay_rate`); ``None`` = unknown, treated as no decay."""
+    window_fresh_share: float | None = None
+    """Share of a retrain's training window that postdates the last detected change in the data
+    (1 = all of it); ``None`` = no change detected, treated as 1."""
+    fresh_window_in_days: float | None = None
+    """Days until the training window will hold only data from after the change."""
+    challenger_version: str | None = None
+    """A registered version (e.g. a recent challenger) scored on the current data, for the reuse check."""
+    challenger_current: float | None = None
+    """That version's metric on the current data, on the same scale as ``current``."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,8 @@ class ModelState:
     manual_veto: str | None = None
     manual_approval: str | None = None
     months_cost_over_value: int = 0
+    remaining_days: float | None = None
+    """Days the model is planned to keep serving (a retirement date); ``None`` = open-ended."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,8 @@ class Numbers:
     budget_left: float | None
     flip_drop_points: float | None = None
     """The drop (points) at which the money side would trigger."""
+    horizon_days: float = 0.0
+    """Days over which the recovered value was counted (the policy horizon, or the renewal cycle)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,8 @@ class Decision:
     retry_after: datetime | None = None
     needs_approval: bool = False
     details: dict[str, str] = field(default_factory=dict)
+    promote_version: str | None = None
+    """Set on a TRIGGER when promoting this registered version replaces training a new one."""
 
     @property
     def reason_codes(self) -> list[str]:
@@ -144,40 +164,37 @@ def decide(
     policy: PolicyConfig,
     now: datetime,
 ) -> Decision:
-    """Decide whether to retrain. Pure: everything it needs comes in as arguments."""
+    """Decide whether to retrain. Pure: everything it needs comes in as arguments.
+
+    The money rule is a renewal rule. A retrain recovers the current loss ``l`` per day (times
+    the chance ``p`` that it works) for as long as the new model serves. When fresh models
+    themselves decay at ``b`` per day (money lost per day, per day), the next retrain comes
+    after ``L = sqrt(2 C / b)`` days, and over that cycle the new model loses ``b L^2 / 2`` of its
+    own: a retrain at cost ``C`` pays when ``p l L - b L^2 / 2`` beats ``C (1 + min_roi)``.
+    Without decay, ``L`` is the policy horizon (cut short by a planned retirement) and the rule
+    is the plain ``p l H >= C (1 + min_roi)``.
+    """
     cfg = economics.config if economics else None
-    drop = drop_points(signals, cfg.higher_is_better if cfg else True)
+    higher = cfg.higher_is_better if cfg else True
+    drop = drop_points(signals, higher)
     cost = economics.cost.expected if economics else 0.0
-    loss = loss_per_day(cfg, drop) if cfg else 0.0
     p = economics.recovery_probability if economics else 0.0
-    recovery = loss * policy.horizon_days * p
+    loss = loss_per_day(cfg, drop) if cfg else 0.0
+    decay = loss_per_day(cfg, signals.decay_points_per_day or 0.0) if cfg else 0.0
+    cycle = _cycle(cost, decay, _horizon(state, policy))
+    residual = _residual(signals.window_fresh_share)
+    recovery = p * loss * (1.0 - residual) * cycle - decay * cycle * cycle / 2.0
     net = recovery - cost
     roi = net / cost if cost > 0 else (float("inf") if net > 0 else 0.0)
     budget_left = _budget_left(state, policy)
-    flip = _flip_drop(economics, policy)
-    numbers = Numbers(drop, loss, recovery, cost, net, roi, budget_left, flip)
+    min_roi = _required_roi(state, policy)
+    flip = _flip_drop(economics, policy, cycle, decay, residual, min_roi)
+    numbers = Numbers(drop, loss, recovery, cost, net, roi, budget_left, flip, cycle)
 
     def out(action: Action, reasons: list[Reason], summary: str, **kw: object) -> Decision:
         return Decision(action, tuple(reasons), summary, numbers, signals.source, now, **kw)  # type: ignore[arg-type]
 
-    vetoes: list[Reason] = []
-    if policy.require_owner and not (state.owner or "").strip():
-        vetoes.append(Reason.NO_OWNER)
-    if policy.require_cost_metadata and (economics is None or not state.has_cost_metadata):
-        vetoes.append(Reason.NO_COST_METADATA)
-    if signals.quality_failures:
-        vetoes.append(Reason.DATA_QUALITY)
-    if state.manual_veto:
-        vetoes.append(Reason.MANUAL_VETO)
-    if state.retrain_in_flight:
-        vetoes.append(Reason.RETRAIN_RUNNING)
-    n = policy.futility_window
-    if len(state.recent_recoveries) >= n and not any(state.recent_recoveries[-n:]):
-        vetoes.append(Reason.FUTILE)
-    if state.months_cost_over_value >= policy.kill_periods:
-        vetoes.append(Reason.KILL_CRITERIA)
-    if budget_left is not None and budget_left < cost:
-        vetoes.append(Reason.BUDGET_EXHAUSTED)
+    vetoes = _vetoes(signals, economics, state, policy, cost, budget_left)
     if vetoes:
         return out(Action.VETO, vetoes, _veto_sentence(vetoes, signals))
 
@@ -213,22 +230,42 @@ def decide(
             f"{policy.tolerance_points:g}-point tolerance ({signals.source}).",
             retry_after=recheck,
         )
-    if not _significant(signals, cfg.higher_is_better if cfg else True):
+    if not _significant(signals, higher):
         return out(
             Action.DEFER,
             [Reason.NOT_SIGNIFICANT],
             f"{signals.metric} dropped {drop:.2f} points but the interval still reaches the baseline.",
             retry_after=recheck,
         )
-    min_roi = policy.min_roi * (1 + policy.hysteresis) if state.last_action == Action.DEFER else policy.min_roi
+    wait = _fresh_window_wait(signals, cost, loss * p, residual, cycle)
+    if wait is not None:
+        share = signals.window_fresh_share or 0.0
+        return out(
+            Action.DEFER,
+            [Reason.WINDOW_NOT_FRESH],
+            f"{signals.metric} dropped {drop:.2f} points after a change in the data, but only {share:.0%} of "
+            f"the training window postdates it: retraining once the window is fresh in {wait:g} days costs "
+            "less than retraining now and again later.",
+            retry_after=now + timedelta(days=wait),
+        )
     if roi < min_roi or net < policy.min_net_value:
         flip_text = f"; triggers when the drop reaches {flip:.2f} points" if flip is not None else ""
         return out(
             Action.DEFER,
             [Reason.NOT_WORTH_IT],
             f"{signals.metric} dropped {drop:.2f} points ({signals.source}), costing {loss:,.0f}/day; "
-            f"a retrain at {cost:,.0f} would return {net:,.0f} net (ROI {roi:.2f} < {min_roi:.2f}){flip_text}.",
+            f"a retrain at {cost:,.0f} would return {net:,.0f} net over {cycle:g} days "
+            f"(ROI {roi:.2f} < {min_roi:.2f}){flip_text}.",
             retry_after=recheck,
+        )
+    promote = _reusable(signals, policy, higher)
+    if promote is not None:
+        return out(
+            Action.TRIGGER,
+            [Reason.PAYS, Reason.REUSE_VERSION],
+            f"{signals.metric} dropped {drop:.2f} points and a retrain would pay, but registered version "
+            f"{promote} already fits the current data: promote it instead of training.",
+            promote_version=promote,
         )
     if policy.approval_threshold is not None and cost > policy.approval_threshold:
         return out(
@@ -243,9 +280,48 @@ def decide(
         Action.TRIGGER,
         [Reason.PAYS],
         f"{signals.metric} dropped {drop:.2f} points ({signals.source}), costing {loss:,.0f}/day; "
-        f"a retrain at {cost:,.0f} recovers {recovery:,.0f} over {policy.horizon_days:g} days "
+        f"a retrain at {cost:,.0f} recovers {recovery:,.0f} over {cycle:g} days "
         f"(net {net:,.0f}, ROI {roi:.2f}).",
     )
+
+
+def _vetoes(
+    signals: Signals,
+    economics: Economics | None,
+    state: ModelState,
+    policy: PolicyConfig,
+    cost: float,
+    budget_left: float | None,
+) -> list[Reason]:
+    vetoes: list[Reason] = []
+    if policy.require_owner and not (state.owner or "").strip():
+        vetoes.append(Reason.NO_OWNER)
+    if policy.require_cost_metadata and (economics is None or not state.has_cost_metadata):
+        vetoes.append(Reason.NO_COST_METADATA)
+    if signals.quality_failures:
+        vetoes.append(Reason.DATA_QUALITY)
+    if state.manual_veto:
+        vetoes.append(Reason.MANUAL_VETO)
+    if state.retrain_in_flight:
+        vetoes.append(Reason.RETRAIN_RUNNING)
+    n = policy.futility_window
+    if len(state.recent_recoveries) >= n and not any(state.recent_recoveries[-n:]):
+        vetoes.append(Reason.FUTILE)
+    if state.months_cost_over_value >= policy.kill_periods:
+        vetoes.append(Reason.KILL_CRITERIA)
+    if budget_left is not None and budget_left < cost:
+        vetoes.append(Reason.BUDGET_EXHAUSTED)
+    return vetoes
+
+
+def _required_roi(state: ModelState, policy: PolicyConfig) -> float:
+    """The ROI a TRIGGER needs; after a DEFER the payback must beat it by the hysteresis fraction.
+
+    Applied to the payback ``1 + min_roi`` rather than to ``min_roi`` so it still bites at ``min_roi = 0``.
+    """
+    if state.last_action != Action.DEFER:
+        return policy.min_roi
+    return (1.0 + policy.min_roi) * (1.0 + policy.hysteresis) - 1.0
 
 
 def _significant(signals: Signals, higher_is_better: bool) -> bool:
@@ -258,15 +334,74 @@ def _significant(signals: Signals, higher_is_better: bool) -> bool:
     return bound < signals.baseline if higher_is_better else bound > signals.baseline
 
 
-def _flip_drop(economics: Economics | None, policy: PolicyConfig) -> float | None:
+def _horizon(state: ModelState, policy: PolicyConfig) -> float:
+    """Days over which recovered value counts: the policy's horizon, cut short by a planned retirement."""
+    if state.remaining_days is None:
+        return policy.horizon_days
+    return max(min(policy.horizon_days, state.remaining_days), 0.0)
+
+
+def _cycle(cost: float, decay: float, horizon: float) -> float:
+    """Days a retrain's value lasts: until the next retrain of a decaying model, at most the horizon.
+
+    >>> _cycle(50.0, 4.0, 30.0), _cycle(50.0, 0.0, 30.0)
+    (5.0, 30.0)
+    """
+    if decay <= 0:
+        return horizon
+    return min(horizon, (2.0 * cost / decay) ** 0.5)
+
+
+def _residual(fresh_share: float | None) -> float:
+    """Share of the drop a retrain leaves behind when only ``fresh_share`` of its window follows a change.
+
+    A model fitted on a mixed window mostly learns whichever regime holds most of the window: under a
+    fifth of fresh data it keeps the old one, above four fifths it has the new one, linearly in
+    between.
+
+    >>> _residual(None), _residual(0.1), round(_residual(0.5), 3), _residual(0.9)
+    (0.0, 1.0, 0.5, 0.0)
+    """
+    if fresh_share is None:
+        return 0.0
+    return min(max((0.8 - fresh_share) / 0.6, 0.0), 1.0)
+
+
+def _fresh_window_wait(signals: Signals, cost: float, loss: float, residual: float, cycle: float) -> float | None:
+    """Days to wait for a fresh training window, when waiting is cheaper than retraining now.
+
+    Retraining now costs the retrain, the residual loss until the window is fresh, then the cheaper
+    of a second retrain or living with the residual; waiting costs the full loss until then and one
+    retrain.
+    """
+    days = signals.fresh_window_in_days
+    if residual <= 0 or days is None or days <= 0:
+        return None
+    now = cost + residual * loss * days + min(cost, residual * loss * max(cycle - days, 0.0))
+    later = loss * days + cost
+    return days if later < now else None
+
+
+def _reusable(signals: Signals, policy: PolicyConfig, higher_is_better: bool) -> str | None:
+    """A registered version whose metric on the current data is within tolerance of the baseline."""
+    if signals.challenger_version is None or signals.challenger_current is None or signals.baseline is None:
+        return None
+    gap = signals.baseline - signals.challenger_current
+    gap_points = 100.0 * (gap if higher_is_better else -gap)
+    return signals.challenger_version if gap_points <= policy.tolerance_points else None
+
+
+def _flip_drop(
+    economics: Economics | None, policy: PolicyConfig, cycle: float, decay: float, residual: float, min_roi: float
+) -> float | None:
+    """The drop (points) at which the money rule would trigger, everything else unchanged."""
     if economics is None:
         return None
     cfg, cost = economics.config, economics.cost.expected
-    per_point = cfg.value_per_point * cfg.traffic_per_day / 1000.0 * policy.horizon_days
-    per_point *= economics.recovery_probability
+    per_point = loss_per_day(cfg, 1.0) * economics.recovery_probability * (1.0 - residual) * cycle
     if per_point <= 0:
         return None
-    needed = max(cost * (1 + policy.min_roi), cost + policy.min_net_value)
+    needed = max(cost * (1 + min_roi), cost + policy.min_net_value) + decay * cycle * cycle / 2.0
     return max(needed / per_point, policy.tolerance_points)
 
 

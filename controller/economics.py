@@ -125,3 +125,49 @@ def recovery_probability(outcomes: Sequence[bool], prior: float = 0.8, strength:
         raise ValueError(f"strength must be positive, got {strength}")
     wins = sum(1 for o in outcomes if o)
     return (prior * strength + wins) / (strength + len(outcomes))
+
+
+def decay_rate(histories: Sequence[Sequence[float]], max_age: int = 8) -> float | None:
+    """How fast fresh models lose metric points per period, pooled over the model's past versions.
+
+    Each history is one version's drop (points, positive = worse) per period since it started
+    serving. The slope is fitted within each history (so versions at different levels do not
+    fake a trend) over its first ``max_age`` periods (the decay a fresh model shows, not a later
+    break in the data), pooled, and never negative. ``None`` until there are three points in one
+    history.
+
+    >>> decay_rate([[1.0, 2.0, 3.0, 4.0], [0.5, 1.5, 2.5]])
+    1.0
+    >>> decay_rate([[2.0, 2.0]]) is None
+    True
+    """
+    sxy = sxx = 0.0
+    for history in histories:
+        ys = [float(v) for v in history[:max_age]]
+        if len(ys) < 3:
+            continue
+        mean_x, mean_y = (len(ys) - 1) / 2.0, sum(ys) / len(ys)
+        sxy += sum((i - mean_x) * (y - mean_y) for i, y in enumerate(ys))
+        sxx += sum((i - mean_x) ** 2 for i in range(len(ys)))
+    if sxx == 0:
+        return None
+    return max(sxy / sxx, 0.0)
+
+
+def change_point(drops: Sequence[float], noise: float, decay: float = 0.0, z: float = 4.0) -> int | None:
+    """Index of the latest abrupt jump in a version's drop series, or ``None``.
+
+    A jump is a rise between consecutive periods larger than the usual decay plus ``z`` standard
+    deviations of the difference of two periods (``noise`` is one period's standard deviation, in
+    points). A gradual decay has no jump, so its training windows count as fresh.
+
+    >>> change_point([0.1, -0.2, 0.3, 9.0, 9.4], noise=0.5)
+    3
+    >>> change_point([0.0, 1.0, 2.0, 3.0], noise=0.5, decay=1.0) is None
+    True
+    """
+    limit = decay + z * noise * math.sqrt(2.0)
+    for i in range(len(drops) - 1, 0, -1):
+        if drops[i] - drops[i - 1] > limit:
+            return i
+    return None

@@ -86,6 +86,10 @@ def beat(
         float, typer.Option(min=1, help="Level-triggered timer: check every due model this often.")
     ] = 60.0,
     deliver_seconds: Annotated[float, typer.Option(min=1, help="Drain the outbox this often.")] = 10.0,
+    lock_seconds: Annotated[
+        float,
+        typer.Option(min=1, help="Leader lock expiry: a standby beat takes over this long after the active one died."),
+    ] = 30.0,
     loglevel: LogOpt = "INFO",
 ) -> None:
     """Run Celery beat with one entry per model; only one beat is active at a time (Redis lock)."""
@@ -94,6 +98,7 @@ def beat(
 
     celery_app.conf.retrain_tick_seconds = tick_seconds
     celery_app.conf.retrain_deliver_seconds = deliver_seconds
+    celery_app.conf.retrain_beat_lock_seconds = lock_seconds
     celery_app.start(["beat", "-S", "workers.schedule:ConfigScheduler", "-l", level])
 
 

@@ -63,9 +63,15 @@ def configure(app: Celery, service: ServiceConfig) -> Celery:
         timezone="UTC",
         enable_utc=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": visibility},
+        # A sweep every few seconds finds messages whose worker died once the timeout passed.
+        broker_transport_options={
+            "visibility_timeout": visibility,
+            "unacked_restore_interval": max(1.0, min(10.0, visibility / 2)),
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"visibility_timeout": visibility},
         worker_hijack_root_logger=False,
+        beat_max_loop_interval=5,
     )
     return app
 

@@ -131,7 +131,8 @@ class ConfigScheduler(Scheduler):
         self.service = service_settings()
         self.watcher = ModelsWatcher(models_folder(self.service))
         self.models: dict[str, ModelConfig] = {}
-        self.lock = RedisLock(redis.Redis.from_url(self.service.broker_url), BEAT_LOCK, LOCK_TTL_SECONDS)
+        self.lock_seconds = float(app.conf.get("retrain_beat_lock_seconds") or LOCK_TTL_SECONDS)
+        self.lock = RedisLock(redis.Redis.from_url(self.service.broker_url), BEAT_LOCK, self.lock_seconds)
         self.tick_seconds = float(app.conf.get("retrain_tick_seconds") or 60.0)
         self.deliver_seconds = float(app.conf.get("retrain_deliver_seconds") or 10.0)
         self.leader = False
@@ -157,11 +158,11 @@ class ConfigScheduler(Scheduler):
             log.info("beat: %s", "this beat is active" if holds else "another beat is active; standing by")
             self.leader = holds
         if not holds:
-            return LOCK_TTL_SECONDS / 3
+            return self.lock_seconds / 3
         if self.watcher.changed():
             self.reload()
         delay: float = super().tick(*args, **kwargs)
-        return min(delay, LOCK_TTL_SECONDS / 3)
+        return min(delay, self.lock_seconds / 3)
 
     def apply_async(self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         if entry.name.startswith(CHECK_PREFIX):

@@ -1,0 +1,198 @@
+"""Locks, beat entries from config, reload on file change, one active beat, and the commands."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from celery.schedules import crontab, schedule
+
+from controller.cli_service import run
+from controller.config import ModelConfig
+from controller.errors import RetryLater
+from workers.app import app as celery_app
+from workers.locks import RedisLock, model_lock
+from workers.schedule import (
+    CHECK_PREFIX,
+    DELIVER_ENTRY,
+    TICK_ENTRY,
+    ConfigScheduler,
+    ModelsWatcher,
+    model_entries,
+    slot_key,
+)
+
+pytestmark = pytest.mark.redis
+
+
+def model_yaml(name: str, schedule_line: str) -> str:
+    return (
+        f"name: {name}\nregistered_model: {name}\n"
+        "data: {source: {kind: files, path: data/*.parquet}}\n"
+        f"schedule: {schedule_line}\n"
+    )
+
+
+def model(name: str, **sched: str) -> ModelConfig:
+    return ModelConfig.model_validate(
+        {"name": name, "registered_model": name, "data": {"source": {"kind": "files", "path": "x"}}, "schedule": sched}
+    )
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+def test_lock_is_exclusive_and_only_the_holder_releases(client: redis.Redis) -> None:
+    a, b = RedisLock(client, "x", 5), RedisLock(client, "x", 5)
+    assert a.acquire() and not b.acquire()
+    assert not b.release() and not b.renew()
+    assert a.held_by_anyone()
+    assert a.release() and b.acquire()
+
+
+def test_lock_expires_when_its_holder_dies(client: redis.Redis) -> None:
+    dead = RedisLock(client, "x", 0.3)
+    assert dead.acquire()
+    other = RedisLock(client, "x", 5)
+    assert not other.acquire()
+    time.sleep(0.4)
+    assert other.acquire()
+    assert not dead.renew()
+
+
+def test_model_lock_raises_retry_later_while_held(client: redis.Redis) -> None:
+    with model_lock(client, "churn", 10):
+        with pytest.raises(RetryLater) as err, model_lock(client, "churn", 10, retry_delay=3):
+            pass
+        assert err.value.delay == 3
+        with model_lock(client, "other-model", 10):
+            pass
+    with model_lock(client, "churn", 10):
+        pass
+
+
+def test_entries_follow_each_models_schedule() -> None:
+    entries = model_entries({"a": model("a", every="30m"), "b": model("b", cron="*/15 9-17 * * 1-5", every="1h")})
+    a, b = entries[CHECK_PREFIX + "a"], entries[CHECK_PREFIX + "b"]
+    assert a["task"] == b["task"] == "retrain.check"
+    assert a["args"] == ("a",) and a["options"]["queue"] == "checks"
+    assert isinstance(a["schedule"], schedule) and a["schedule"].run_every == timedelta(minutes=30)
+    assert isinstance(b["schedule"], crontab)
+    assert b["schedule"].minute == {0, 15, 30, 45} and b["schedule"].hour == set(range(9, 18))
+    assert b["schedule"].day_of_week == set(range(1, 6))
+
+
+def test_slot_key_is_stable_within_a_slot_and_changes_across_slots() -> None:
+    m = model("m", every="6h")
+    t = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+    assert slot_key(m, t) == slot_key(m, t + timedelta(hours=4, minutes=59)) == "sched:m:2026-11-28T06:00"
+    assert slot_key(m, t + timedelta(hours=5)) == "sched:m:2026-11-28T12:00"
+    c = model("c", cron="0 * * * *")
+    assert slot_key(c, t + timedelta(seconds=30)) == "sched:c:2026-11-28T07:00"
+
+
+def test_watcher_notices_added_changed_and_removed_files(tmp_path: Path) -> None:
+    w = ModelsWatcher(tmp_path, every_seconds=3600)
+    (tmp_path / "a.yaml").write_text("x")
+    assert not w.changed(), "throttled: the disk is not looked at yet"
+    assert w.changed(force=True) and not w.changed(force=True)
+    (tmp_path / "a.yaml").write_text("xy")
+    assert w.changed(force=True)
+    (tmp_path / "a.yaml").unlink()
+    assert w.changed(force=True)
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "controller.yaml").write_text(
+        f"broker_url: {redis_url}\nresult_backend: {redis_url}\nstore_url: sqlite:///{tmp_path}/audit.db\n"
+    )
+    (tmp_path / "models" / "a.yaml").write_text(model_yaml("a", "{every: 1h}"))
+    monkeypatch.setenv("RETRAIN_CONFIG", str(tmp_path / "controller.yaml"))
+    return tmp_path
+
+
+def scheduler() -> ConfigScheduler:
+    celery_app.conf.retrain_beat_lock_seconds = 3
+    s = ConfigScheduler(celery_app)
+    s.watcher.every_seconds = 0
+    return s
+
+
+def test_scheduler_reloads_model_files_without_restart(config_dir: Path) -> None:
+    s = scheduler()
+    try:
+        assert set(s.schedule) == {CHECK_PREFIX + "a", TICK_ENTRY, DELIVER_ENTRY}
+        s.tick()
+        (config_dir / "models" / "b.yaml").write_text(model_yaml("b", "{cron: '0 3 * * *'}"))
+        (config_dir / "models" / "a.yaml").write_text(model_yaml("a", "{every: 5m}"))
+        s.tick()
+        assert set(s.schedule) == {CHECK_PREFIX + "a", CHECK_PREFIX + "b", TICK_ENTRY, DELIVER_ENTRY}
+        assert s.schedule[CHECK_PREFIX + "a"].schedule.run_every == timedelta(minutes=5)
+        (config_dir / "models" / "b.yaml").write_text("name: b\nregistered_model: [broken\n")
+        s.tick()
+        assert CHECK_PREFIX + "b" in s.schedule, "a broken file keeps the previous schedule"
+        (config_dir / "models" / "b.yaml").unlink()
+        s.tick()
+        assert CHECK_PREFIX + "b" not in s.schedule
+    finally:
+        s.close()
+
+
+def test_tick_entry_fires_at_start_then_on_its_interval(config_dir: Path) -> None:
+    s = scheduler()
+    try:
+        due, _ = s.schedule[TICK_ENTRY].is_due()
+        assert due
+        due, _ = s.schedule[CHECK_PREFIX + "a"].is_due()
+        assert not due
+    finally:
+        s.close()
+
+
+def test_only_one_beat_is_active_and_a_standby_takes_over(config_dir: Path) -> None:
+    first, second = scheduler(), scheduler()
+    try:
+        first.tick()
+        assert first.leader
+        assert second.tick() == pytest.approx(1.0)
+        assert not second.leader
+        first.close()  # the active beat stops: the lock is released at once
+        second.tick()
+        assert second.leader
+        third = scheduler()
+        third.tick()
+        assert not third.leader
+        # a leader that dies without releasing is replaced once its lock expires
+        time.sleep(3.2)
+        third.tick()
+        assert third.leader
+        third.close()
+    finally:
+        second.close()
+
+
+def test_bad_queue_is_one_line_and_exit_2(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["worker", "--queues", "checks,gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --queues: unknown queue(s) gpu; use checks, training, notify"
+
+
+def test_missing_config_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["beat", "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.yaml" in err[0] and "not found" in err[0]
+
+
+def test_unknown_model_in_run_once_is_exit_2(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["run-once", "--model", "zzz"]) == 2
+    assert "unknown model(s) zzz" in capsys.readouterr().err

@@ -10,6 +10,7 @@ prints the four decisions with their reasons and money.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -48,10 +49,10 @@ class Week:
 
 
 WEEKS = (
-    Week("week 1", "no drift", "none"),
-    Week("week 2", "covariate drift that does not hurt (labels not in yet)", "covariate", labels_arrived=False),
-    Week("week 3", "concept drift: debt matters the other way", "concept"),
-    Week("week 4", "broken pipeline: income arrives as nulls", "broken"),
+    Week("1", "no drift", "none"),
+    Week("2", "harmless input drift, labels not in yet", "covariate", labels_arrived=False),
+    Week("3", "concept drift: debt now works the other way", "concept"),
+    Week("4", "broken pipeline: income arrives null", "broken"),
 )
 
 
@@ -113,11 +114,19 @@ def _reset(ctx_paths: list[Path]) -> None:
             extra.unlink(missing_ok=True)
 
 
+def _show(p: Path) -> str:
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
 def _sqlite_file(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
 def run_demo(config: Path, workdir: Path, out: Console) -> None:
+    out = Console(highlight=False, width=max(out.width, 170))
     t0 = time.perf_counter()
     from controller.config import load_models, load_service_config
 
@@ -128,7 +137,7 @@ def run_demo(config: Path, workdir: Path, out: Console) -> None:
     cfg = models[MODEL]
     if not isinstance(cfg.data.source, FileSource) or not isinstance(cfg.data.labels, FileSource):
         raise UserError(f"{cfg.source_file}: the demo writes files; data.source and data.labels must be files")
-    data_dir = relative_to_config(cfg.data.source.path, cfg.source_file).parent
+    data_dir = relative_to_config(cfg.data.source.path, cfg.source_file).parent.resolve()
     stores = [p for p in (_sqlite_file(service.store_url), _sqlite_file(service.mlflow_tracking_uri)) if p]
     if len(stores) < 2:
         raise UserError("the demo resets its stores, so it runs only on the SQLite defaults (unset RETRAIN_*_URL)")
@@ -136,6 +145,9 @@ def run_demo(config: Path, workdir: Path, out: Console) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
 
+    import mlflow  # imported first: it sets its own log level on import
+
+    logging.getLogger(mlflow.__name__).setLevel(logging.WARNING)
     out.rule("[bold]Retrain controller demo")
     rng = np.random.default_rng(7)
     reference = pd.concat(
@@ -153,7 +165,9 @@ def run_demo(config: Path, workdir: Path, out: Console) -> None:
     labels = pd.concat(arrived, ignore_index=True)[["application_id", "defaulted"]]
     labels_path = relative_to_config(cfg.data.labels.path, cfg.source_file)
     labels.to_parquet(labels_path, index=False)
-    out.print(f"data: {len(reference):,} reference rows and 4 production weeks of {ROWS_PER_WEEK:,} rows in {data_dir}")
+    out.print(
+        f"data: {len(reference):,} reference rows and 4 production weeks of {ROWS_PER_WEEK:,} rows in {_show(data_dir)}"
+    )
 
     registry = MlflowRegistry(service.mlflow_tracking_uri, service.mlflow_registry_uri, service.mlflow_artifact_root)
     _register_first_version(registry, cfg, reference)
@@ -178,7 +192,7 @@ def run_demo(config: Path, workdir: Path, out: Console) -> None:
             outcomes.append(outcome)
             d = outcome.decision
             assert d is not None
-            out.print(f"[bold]{week.name}[/] ({week.story}): [bold]{d.action.value}[/] - {d.summary}")
+            out.print(f"[bold]week {week.name}[/] ({week.story}): [bold]{d.action.value}[/] - {d.summary}")
             if outcome.retrain_id is not None:
                 r = run_retrain(ctx, outcome.retrain_id)
                 retrain_line = (
@@ -234,23 +248,18 @@ def _register_first_version(registry: MlflowRegistry, cfg: ModelConfig, referenc
 
 def _print_table(out: Console, outcomes: list[CheckOutcome]) -> None:
     t = Table(title="Four production weeks, four decisions")
-    for col in (
-        "week",
-        "what happened",
-        "decision",
-        "reasons",
-        "accuracy (source)",
-        "drift share",
-        "loss/day",
-        "retrain cost",
-        "net value",
-    ):
-        t.add_column(col)
+    t.add_column("week")
+    t.add_column("what happened", min_width=22)
+    t.add_column("decision", no_wrap=True)
+    t.add_column("reasons", no_wrap=True)
+    t.add_column("accuracy now vs baseline", no_wrap=True)
+    for col in ("drift share", "loss/day", "retrain cost", "net value"):
+        t.add_column(col, justify="right", no_wrap=True)
     for week, o in zip(WEEKS, outcomes, strict=True):
         d = o.decision
         assert d is not None
         s, n = o.signals, d.numbers
-        acc = "-" if s.get("current") is None else f"{s['current']:.3f} ({s['source']})"
+        acc = "-" if s.get("current") is None else f"{s['current']:.3f} {s['source']}"
         base = s.get("baseline")
         if base is not None and s.get("current") is not None:
             acc += f" vs {base:.3f}"
@@ -259,7 +268,7 @@ def _print_table(out: Console, outcomes: list[CheckOutcome]) -> None:
             week.name,
             week.story,
             d.action.value,
-            ", ".join(d.reason_codes),
+            "\n".join(d.reason_codes),
             acc,
             share,
             f"{n.loss_per_day:,.0f}",

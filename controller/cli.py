@@ -317,6 +317,18 @@ def veto(
     _override("veto", model, author, reason, hours, config)
 
 
+def _register_subcommands() -> None:
+    """Commands that live in their own modules (drift, performance, backtest, service)."""
+    from controller import cli_drift, cli_service
+
+    app.registered_commands.extend(cli_drift.app.registered_commands)
+    app.registered_groups.extend(cli_drift.app.registered_groups)
+    cli_service.register(app)
+
+
+_register_subcommands()
+
+
 def _parse_time(text: str) -> datetime:
     from datetime import UTC
 

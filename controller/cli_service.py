@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -194,8 +193,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except RetryLater as exc:
         print(f"temporarily unavailable: {exc}", file=sys.stderr)
         return 75
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
     return 0
 

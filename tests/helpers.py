@@ -23,8 +23,17 @@ def make_rows(n: int, start: datetime, seed: int, flip: bool = False, shift: flo
     logit = 2.0 * x1 + (-2.0 if flip else 2.0) * x2
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     ts = [start + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 86400 * 7 - 1, n))]
-    return pd.DataFrame({"id": np.arange(n) + seed * 1_000_000, "timestamp": ts, "x1": x1, "x2": x2,
-                         "noise": noise, "color": color, "label": y})
+    return pd.DataFrame(
+        {
+            "id": np.arange(n) + seed * 1_000_000,
+            "timestamp": ts,
+            "x1": x1,
+            "x2": x2,
+            "noise": noise,
+            "color": color,
+            "label": y,
+        }
+    )
 
 
 def write_configs(root: Path, data_glob: str, labels: str | None = None, **model: Any) -> Path:
@@ -37,8 +46,11 @@ def write_configs(root: Path, data_glob: str, labels: str | None = None, **model
         "policy": {"cooldown_hours": 0, "monthly_budget": 10_000},
     }
     (root / "controller.yaml").write_text(yaml.safe_dump(service))
-    data: dict[str, Any] = {"source": {"kind": "files", "path": data_glob}, "min_labeled_rows": 200,
-                            "window_hours": 168}
+    data: dict[str, Any] = {
+        "source": {"kind": "files", "path": data_glob},
+        "min_labeled_rows": 200,
+        "window_hours": 168,
+    }
     if labels:
         data["labels"] = {"kind": "files", "path": labels}
     cfg: dict[str, Any] = {
@@ -48,8 +60,13 @@ def write_configs(root: Path, data_glob: str, labels: str | None = None, **model
         "team": "a",
         "business_purpose": "test",
         "data": data,
-        "economics": {"metric": "accuracy", "value_per_point": 5.0, "traffic_per_day": 100_000,
-                      "compute_rate_per_hour": 2.0, "fixed_overhead": 100},
+        "economics": {
+            "metric": "accuracy",
+            "value_per_point": 5.0,
+            "traffic_per_day": 100_000,
+            "compute_rate_per_hour": 2.0,
+            "fixed_overhead": 100,
+        },
         "trainer": {"callable": "controller.trainers:sklearn_classifier", "window_hours": 168},
         "drift": {"categorical": ["color"]},
     }

@@ -22,8 +22,12 @@ def test_loads_service_and_models(tmp_path: Path) -> None:
 
 def test_environment_overrides_service_keys(tmp_path: Path) -> None:
     path = write_configs(tmp_path, "data/*.parquet")
-    env = {"RETRAIN_STORE_URL": "sqlite:///elsewhere.db", "RETRAIN_WEBHOOKS__MAX_ATTEMPTS": "3",
-           "RETRAIN_POLICY__MIN_ROI": "2.5", "UNRELATED": "x"}
+    env = {
+        "RETRAIN_STORE_URL": "sqlite:///elsewhere.db",
+        "RETRAIN_WEBHOOKS__MAX_ATTEMPTS": "3",
+        "RETRAIN_POLICY__MIN_ROI": "2.5",
+        "UNRELATED": "x",
+    }
     cfg = load_service_config(path, env=env)
     assert cfg.store_url == "sqlite:///elsewhere.db"
     assert cfg.webhooks.max_attempts == 3
@@ -33,8 +37,11 @@ def test_environment_overrides_service_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("patch", "key_path", "words"),
     [
-        ({"economics": {"value_per_point": -1, "traffic_per_day": 1, "compute_rate_per_hour": 1}},
-         "economics.value_per_point", "greater than or equal to 0"),
+        (
+            {"economics": {"value_per_point": -1, "traffic_per_day": 1, "compute_rate_per_hour": 1}},
+            "economics.value_per_point",
+            "greater than or equal to 0",
+        ),
         ({"schedule": {"every": "5 minutes"}}, "schedule", "duration"),
         ({"trainer": {"callable": "no_colon_here"}}, "trainer.callable", "package.module:function"),
         ({"ownr": "typo"}, "ownr", "unknown key"),

@@ -1,0 +1,139 @@
+"""The audit store against a real SQLite file and the machine's PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.decision import Action, Decision, Numbers, Reason
+from controller.store import Store
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path / 'audit.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    s = Store(url)
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+def _decision(action: Action = Action.DEFER) -> Decision:
+    numbers = Numbers(2.0, 100.0, 2400.0, 500.0, 1900.0, 3.8, 4500.0, 1.2)
+    return Decision(
+        action, (Reason.PAYS,), "a sentence", numbers, "realized", NOW, retry_after=NOW + timedelta(hours=6)
+    )
+
+
+def test_migrate_twice_is_harmless(store: Store) -> None:
+    store.migrate()
+    assert store.outbox_counts() == {}
+
+
+def test_check_decision_outbox_and_retrain_in_one_transaction(store: Store) -> None:
+    check_id, done = store.start_check("m", NOW, request_key="m:slot1")
+    assert not done
+    outbox = [
+        ("mlflow_tags", f"tags:{check_id}", {"name": "m", "version": "1", "tags": {"retrain.decision": "X"}}),
+        ("webhook", f"webhook:{check_id}", {"type": "retrain.triggered", "model": "m"}),
+    ]
+    decision_id, retrain_id = store.finish_check(
+        check_id,
+        "1",
+        {"metric": "accuracy", "current": 0.8, "source": "realized", "n_rows": 10},
+        _decision(Action.TRIGGER),
+        outbox,
+        NOW,
+        retrain={"idempotency_key": "k1", "state": "queued"},
+    )
+    assert retrain_id is not None
+    d = store.decisions("m")[0]
+    assert (d.id, d.action, d.reasons, d.numbers["net_value"]) == (
+        decision_id,
+        "TRIGGER",
+        ["decay_costs_more_than_retrain"],
+        1900.0,
+    )
+    assert d.decided_at == NOW and d.retry_after == NOW + timedelta(hours=6)
+    assert store.outbox_counts() == {"pending": 2}
+    assert store.retrain_in_flight("m")
+    # The same request again is recognised as done and not redone.
+    assert store.start_check("m", NOW, request_key="m:slot1") == (check_id, True)
+    # A second retrain with the same idempotency key is refused.
+    assert store.create_retrain("m", decision_id, "k1") is None
+
+
+def test_abandoned_check_is_reopened_under_its_request_key(store: Store) -> None:
+    check_id, _ = store.start_check("m", NOW, request_key="m:slot2")
+    assert store.abandon_stale_checks("m", NOW + timedelta(minutes=1)) == 1
+    again, done = store.start_check("m", NOW + timedelta(minutes=2), request_key="m:slot2")
+    assert (again, done) == (check_id, False)
+    assert store.checks("m")[0].status == "running"
+
+
+def test_claim_retrain_has_one_winner(store: Store) -> None:
+    rid = store.create_retrain("m", None, "key")
+    assert rid is not None
+    assert store.claim_retrain(rid, ["queued"], "training")
+    assert not store.claim_retrain(rid, ["queued"], "training")
+
+
+def test_budget_is_charged_atomically_by_concurrent_workers(store: Store) -> None:
+    caps: dict[str, float | None] = {"model:m": 1000.0, "team:t": None}
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        ok = store.charge(caps, 150.0, NOW)
+        with lock:
+            results.append(ok)
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 6  # 6 x 150 = 900 <= 1000 < 1050
+    assert store.spent("model:m", NOW) == pytest.approx(900.0)
+    assert store.spent("team:t", NOW) == pytest.approx(900.0)
+    assert store.spent("model:m", NOW + timedelta(days=40)) == 0.0  # a new month starts from zero
+
+
+def test_failed_charge_charges_no_scope(store: Store) -> None:
+    assert store.charge({"team:t": None, "model:m": 100.0}, 80.0, NOW)
+    assert not store.charge({"team:t": None, "model:m": 100.0}, 80.0, NOW)
+    assert store.spent("team:t", NOW) == pytest.approx(80.0)
+
+
+def test_outbox_lease_retry_and_dead_letter(store: Store) -> None:
+    store.enqueue("m", "webhook", "w1", {"type": "retrain.deferred"}, NOW)
+    store.enqueue("m", "webhook", "w1", {"type": "retrain.deferred"}, NOW)  # deduplicated
+    first = store.claim_outbox(NOW)
+    assert len(first) == 1
+    assert store.claim_outbox(NOW) == []  # leased to the first caller
+    store.outbox_failed(first[0].id, "HTTP 500", retry_at=NOW + timedelta(seconds=5))
+    assert store.claim_outbox(NOW + timedelta(seconds=4)) == []
+    again = store.claim_outbox(NOW + timedelta(seconds=6))
+    assert [i.id for i in again] == [first[0].id]
+    store.outbox_failed(first[0].id, "HTTP 500", retry_at=None)
+    assert store.outbox_counts() == {"dead": 1}
+    assert store.outbox_items("dead")[0].attempts == 2
+
+
+def test_overrides_expire_and_are_consumed(store: Store) -> None:
+    oid = store.add_override("m", "approve", "risk-lead", "quarter end", NOW + timedelta(hours=1))
+    assert store.active_override("m", "approve", NOW) is not None
+    assert store.active_override("m", "approve", NOW + timedelta(hours=2)) is None
+    store.consume_override(oid, NOW)
+    assert store.active_override("m", "approve", NOW) is None
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        store.start_check("m", datetime(2026, 1, 1))

@@ -44,7 +44,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from controller.decision import Action, Economics, ModelState, Signals, decide
-from controller.economics import EconomicsConfig, change_point, decay_rate, recovery_probability, retrain_cost
+from controller.economics import (
+    EconomicsConfig,
+    change_point,
+    decay_rate,
+    recovery_probability,
+    regime_days,
+    retrain_cost,
+)
 from controller.errors import DataError, UserError
 from controller.policy import PolicyConfig
 
@@ -298,9 +305,8 @@ def _drift(reference: pd.DataFrame, current: pd.DataFrame, stream: Stream, thres
         from detectors.drift import DriftOptions, detect_drift
     except ImportError:
         return _fallback_drift(reference, current, stream.categorical, threshold)
-    report = detect_drift(reference, current, DriftOptions(categorical=list(stream.categorical)))
-    share = float(report.drift_share)
-    return share, bool(share >= threshold)
+    report = detect_drift(reference, current, DriftOptions(categorical=stream.categorical, drift_share=threshold))
+    return float(report.drift_share), bool(report.drifted)
 
 
 def _fallback_drift(
@@ -480,7 +486,8 @@ def controller_schedule(
     retrains: list[int] = []
     clean = {k: True}  # trained on a window with no change in it
     outcomes: list[bool] = []
-    change: int | None = None
+    changes: set[int] = set()
+    decay = 0.0
     last_action: Action | None = None
     for t in range(k + 1, t_end):
         last = _labelled_last(t, cfg.label_delay)
@@ -490,7 +497,6 @@ def controller_schedule(
         history = {s: 100.0 * matrix.errors[s, s : min(e, last + 1)] / n for s, e in zip(starts, ends, strict=True)}
         fresh = [float(history[s][0]) for s in starts if clean[s] and len(history[s])]
         baseline = float(np.median(fresh)) if fresh else None
-        decay = decay_rate([list(h) for h in history.values()]) or 0.0
         current = history[serving]
         if baseline is not None and len(current) >= 2:
             # the noisier end of the series sets the bar, so a high error level does not fake jumps
@@ -498,7 +504,10 @@ def controller_schedule(
             sd = 100.0 * _chunk_sd(matrix.errors[serving, worst], matrix.squares[serving, worst], n, task)
             jump = change_point(list(current - baseline), sd, decay)
             if jump is not None:
-                change = max(change or 0, serving + jump)
+                changes.add(serving + jump)
+        change = max(changes, default=None)
+        # how fresh versions decay, from the stretches of their lives before a break in the data
+        decay = decay_rate([list(h[: _until_break(s, len(h), changes)]) for s, h in history.items()]) or 0.0
         outcomes = [
             _recovered(matrix, prev, r, n, task) for prev, r in zip(starts, retrains, strict=False) if r <= last
         ]
@@ -507,15 +516,18 @@ def controller_schedule(
         if baseline is None or not len(current):
             signals = Signals("error_rate", None, None, "none", drift_share=share, dataset_drift=drifted)
         else:
+            # the last few chunks since the version started (or the data last changed), brought to
+            # the latest chunk with the learned decay: less noise than the last chunk alone
+            recent = current[-min(len(current), _POOL, max(last + 1 - (change or 0), 1)) :]
+            now_rate = (float(np.mean(recent)) + decay * (len(recent) - 1) / 2.0) / 100.0
+            sd_now = _chunk_sd(now_rate * n, 0.0, n, task) / math.sqrt(len(recent))
+            if task != "classification":
+                sd_now = _chunk_sd(matrix.errors[serving, last], matrix.squares[serving, last], n, task)
             # the baseline is an estimate too: its error widens the interval
-            sd_now = _chunk_sd(matrix.errors[serving, last], matrix.squares[serving, last], n, task)
-            sd_base = (
-                _chunk_sd(baseline * n / 100.0, 0.0, n, task) / math.sqrt(len(fresh))
-                if task == "classification"
-                else sd_now / math.sqrt(len(fresh))
-            )
+            sd_base = _chunk_sd(baseline * n / 100.0, 0.0, n, task) / math.sqrt(len(fresh))
+            if task != "classification":
+                sd_base = sd_now / math.sqrt(len(fresh))
             half = _Z * math.sqrt(sd_now**2 + sd_base**2)
-            now_rate = float(current[-1]) / 100.0
             signals = Signals(
                 "error_rate" if task == "classification" else "mae",
                 baseline / 100.0,
@@ -529,6 +541,7 @@ def controller_schedule(
                 decay_points_per_day=decay,
                 window_fresh_share=fresh_share,
                 fresh_window_in_days=fresh_in,
+                regime_days=regime_days(sorted(changes), float(t), float(k)),
             )
         state = ModelState(
             owner="backtest",
@@ -546,8 +559,16 @@ def controller_schedule(
     return retrains
 
 
+_POOL = 3
+"""Chunks pooled into the current error estimate."""
 _Z = 3.0
 """Interval width in standard errors: the backtest checks every chunk, so 95 % would fire on noise."""
+
+
+def _until_break(start: int, length: int, changes: set[int]) -> int:
+    """How many chunks of a version's history, from ``start``, come before the first change after it."""
+    later = [c for c in changes if c > start]
+    return min(length, min(later) - start) if later else length
 
 
 def _recovered(matrix: ErrorMatrix, old: int, new: int, n: int, task: str) -> bool:
@@ -567,16 +588,18 @@ def _window_freshness(change: int | None, t: int, cfg: BacktestConfig) -> tuple[
 
 
 BACKTEST_POLICY = PolicyConfig(
-    min_roi=0.0,
+    min_roi=0.2,
+    hysteresis=0.0,
     tolerance_points=0.0,
     cooldown_hours=0.0,
     require_owner=True,
     require_cost_metadata=True,
 )
 """The policy the backtest uses without ``--policy``: the service defaults, minus the gates that
-only make sense in wall-clock time (a cooldown), that the interval test already covers (a fixed
-tolerance), or that the renewal rule already prices (an ROI margin: with decaying models the rule
-asks a retrain to earn twice its cost over its cycle)."""
+only make sense in wall-clock time (a cooldown, hysteresis against flip-flopping between checks
+hours apart) or that the evidence already covers (a fixed tolerance next to the interval test),
+and with a smaller ROI margin (0.2 instead of 1: the recovery probability is learned and the
+horizon forecast, so the margin only has to absorb their error)."""
 
 
 def run_backtest(
@@ -587,6 +610,11 @@ def run_backtest(
 ) -> BacktestResult:
     """Every policy's cost on the same stream, and its ratio to the hindsight oracle."""
     matrix = error_matrix(stream, cfg, policy.drift_share_threshold, progress)
+    return compare(matrix, cfg, policy, stream.task)
+
+
+def compare(matrix: ErrorMatrix, cfg: BacktestConfig, policy: PolicyConfig, task: str) -> BacktestResult:
+    """Price every policy on one error matrix (the matrix does not depend on the costs)."""
     k, t_end = matrix.initial_chunks, matrix.chunks
     oracle = price("oracle", oracle_schedule(matrix, cfg.retrain_cost, cfg.error_cost), matrix, cfg)
     schedules: list[tuple[str, list[int]]] = [("never", [])]
@@ -594,11 +622,11 @@ def run_backtest(
     schedules += [
         ("drift-only", drift_schedule(matrix)),
         ("perf-threshold", perf_threshold_schedule(matrix, cfg.label_delay)),
-        ("controller", controller_schedule(matrix, cfg, policy, stream.task)),
+        ("controller", controller_schedule(matrix, cfg, policy, task)),
     ]
     results = [price(name, sched, matrix, cfg, oracle.total_cost) for name, sched in schedules]
     oracle = price("oracle", oracle.retrain_chunks, matrix, cfg, oracle.total_cost)
-    return BacktestResult(t_end, k, stream.task, (*results, oracle))
+    return BacktestResult(t_end, k, task, (*results, oracle))
 
 
 def load_table(path: Path) -> pd.DataFrame:

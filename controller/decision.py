@@ -45,6 +45,7 @@ class Reason(StrEnum):
     NEEDS_APPROVAL = "awaiting_owner_approval"
     WINDOW_NOT_FRESH = "training_window_not_fresh"
     REUSE_VERSION = "promote_registered_version"
+    RETRAIN_LATER = "cheaper_to_retrain_later"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Signals:
     (1 = all of it); ``None`` = no change detected, treated as 1."""
     fresh_window_in_days: float | None = None
     """Days until the training window will hold only data from after the change."""
+    regime_days: float | None = None
+    """Expected days until the data changes again (:func:`controller.economics.regime_days`): a retrain's
+    value lasts no longer than the regime it learns; ``None`` = no change seen."""
     challenger_version: str | None = None
     """A registered version (e.g. a recent challenger) scored on the current data, for the reuse check."""
     challenger_current: float | None = None
@@ -166,13 +170,15 @@ def decide(
 ) -> Decision:
     """Decide whether to retrain. Pure: everything it needs comes in as arguments.
 
-    The money rule is a renewal rule. A retrain recovers the current loss ``l`` per day (times
-    the chance ``p`` that it works) for as long as the new model serves. When fresh models
-    themselves decay at ``b`` per day (money lost per day, per day), the next retrain comes
-    after ``L = sqrt(2 C / b)`` days, and over that cycle the new model loses ``b L^2 / 2`` of its
-    own: a retrain at cost ``C`` pays when ``p l L - b L^2 / 2`` beats ``C (1 + min_roi)``.
-    Without decay, ``L`` is the policy horizon (cut short by a planned retirement) and the rule
-    is the plain ``p l H >= C (1 + min_roi)``.
+    The money rule prices a retrain over its cycle ``L``: the policy horizon, cut short by a planned
+    retirement or the next expected change in the data, and, when fresh models themselves decay at
+    ``b`` per day (money lost per day, per day), by the renewal cycle ``sqrt(2 C / b)`` after which
+    the next retrain would come anyway. A retrain at cost ``C`` that recovers the current loss ``l``
+    per day with chance ``p``
+    - pays when ``p l L`` beats ``C (1 + min_roi)``, and
+    - is due when ``l >= b L``: the loss already exceeds what the fresh model would lose by the end
+      of its cycle, so waiting would not be cheaper (for a steady decay this retrains exactly at
+      the optimal renewal interval; without decay it is always due).
     """
     cfg = economics.config if economics else None
     higher = cfg.higher_is_better if cfg else True
@@ -181,14 +187,14 @@ def decide(
     p = economics.recovery_probability if economics else 0.0
     loss = loss_per_day(cfg, drop) if cfg else 0.0
     decay = loss_per_day(cfg, signals.decay_points_per_day or 0.0) if cfg else 0.0
-    cycle = _cycle(cost, decay, _horizon(state, policy))
+    cycle = _cycle(cost, decay, _horizon(state, policy, signals.regime_days))
     residual = _residual(signals.window_fresh_share)
-    recovery = p * loss * (1.0 - residual) * cycle - decay * cycle * cycle / 2.0
+    recovery = p * loss * (1.0 - residual) * cycle
     net = recovery - cost
     roi = net / cost if cost > 0 else (float("inf") if net > 0 else 0.0)
     budget_left = _budget_left(state, policy)
     min_roi = _required_roi(state, policy)
-    flip = _flip_drop(economics, policy, cycle, decay, residual, min_roi)
+    flip = _flip_drop(economics, policy, cycle, decay * cycle, residual, min_roi)
     numbers = Numbers(drop, loss, recovery, cost, net, roi, budget_left, flip, cycle)
 
     def out(action: Action, reasons: list[Reason], summary: str, **kw: object) -> Decision:
@@ -247,6 +253,16 @@ def decide(
             f"the training window postdates it: retraining once the window is fresh in {wait:g} days costs "
             "less than retraining now and again later.",
             retry_after=now + timedelta(days=wait),
+        )
+    if loss < decay * cycle:
+        flip_text = f"; triggers when the drop reaches {flip:.2f} points" if flip is not None else ""
+        return out(
+            Action.DEFER,
+            [Reason.RETRAIN_LATER],
+            f"{signals.metric} dropped {drop:.2f} points ({signals.source}), costing {loss:,.0f}/day, less than a "
+            f"fresh model will lose by the end of its {cycle:.1f}-day cycle ({decay * cycle:,.0f}/day): "
+            f"retraining later is cheaper{flip_text}.",
+            retry_after=recheck,
         )
     if roi < min_roi or net < policy.min_net_value:
         flip_text = f"; triggers when the drop reaches {flip:.2f} points" if flip is not None else ""
@@ -334,11 +350,11 @@ def _significant(signals: Signals, higher_is_better: bool) -> bool:
     return bound < signals.baseline if higher_is_better else bound > signals.baseline
 
 
-def _horizon(state: ModelState, policy: PolicyConfig) -> float:
-    """Days over which recovered value counts: the policy's horizon, cut short by a planned retirement."""
-    if state.remaining_days is None:
-        return policy.horizon_days
-    return max(min(policy.horizon_days, state.remaining_days), 0.0)
+def _horizon(state: ModelState, policy: PolicyConfig, regime: float | None) -> float:
+    """Days over which recovered value counts: the policy's horizon, cut short by a planned retirement
+    or by the next expected change in the data."""
+    limits = [policy.horizon_days, *(v for v in (state.remaining_days, regime) if v is not None)]
+    return max(min(limits), 0.0)
 
 
 def _cycle(cost: float, decay: float, horizon: float) -> float:
@@ -392,17 +408,18 @@ def _reusable(signals: Signals, policy: PolicyConfig, higher_is_better: bool) ->
 
 
 def _flip_drop(
-    economics: Economics | None, policy: PolicyConfig, cycle: float, decay: float, residual: float, min_roi: float
+    economics: Economics | None, policy: PolicyConfig, cycle: float, due_loss: float, residual: float, min_roi: float
 ) -> float | None:
     """The drop (points) at which the money rule would trigger, everything else unchanged."""
     if economics is None:
         return None
     cfg, cost = economics.config, economics.cost.expected
-    per_point = loss_per_day(cfg, 1.0) * economics.recovery_probability * (1.0 - residual) * cycle
+    point = loss_per_day(cfg, 1.0)
+    per_point = point * economics.recovery_probability * (1.0 - residual) * cycle
     if per_point <= 0:
         return None
-    needed = max(cost * (1 + min_roi), cost + policy.min_net_value) + decay * cycle * cycle / 2.0
-    return max(needed / per_point, policy.tolerance_points)
+    needed = max(cost * (1 + min_roi), cost + policy.min_net_value)
+    return max(needed / per_point, due_loss / point, policy.tolerance_points)
 
 
 _VETO_TEXT = {

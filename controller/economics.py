@@ -171,3 +171,21 @@ def change_point(drops: Sequence[float], noise: float, decay: float = 0.0, z: fl
         if drops[i] - drops[i - 1] > limit:
             return i
     return None
+
+
+def regime_days(changes: Sequence[float], now: float, since: float = 0.0) -> float | None:
+    """Expected days until the next change in the data, from the spacing of past changes.
+
+    Changes are taken as a Poisson process: the estimate is the mean gap, with the current
+    regime's age counted as a gap that has not ended yet (the censored maximum-likelihood
+    estimate). ``since`` is when the history starts. ``None`` before the first change.
+
+    >>> regime_days([20.0], now=24.0)
+    24.0
+    >>> regime_days([12.0, 24.0], now=27.0)
+    13.5
+    """
+    past = sorted(c for c in changes if since < c <= now)
+    if not past:
+        return None
+    return (now - since) / len(past)

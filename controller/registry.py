@@ -197,15 +197,11 @@ class MlflowRegistry:
         return found
 
     def find_alias(self, name: str, alias: str) -> VersionInfo | None:
-        from mlflow.exceptions import MlflowException
-
         try:
             mv = self._call(lambda: self.client.get_model_version_by_alias(name, alias))
-        except MlflowException as exc:
-            if _not_found(exc):
-                self._call(lambda: self.client.get_registered_model(name))  # raises GiveUp if absent
-                return None
-            raise
+        except GiveUp:
+            self._call(lambda: self.client.get_registered_model(name))  # GiveUp again if the model is absent
+            return None
         return VersionInfo(name, str(mv.version), mv.run_id, dict(mv.tags), tuple(mv.aliases))
 
     def model_tags(self, name: str) -> dict[str, str]:

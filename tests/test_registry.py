@@ -1,0 +1,95 @@
+"""One contract for both registries: the in-memory twin and a real (local SQLite) MLflow store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from controller.errors import GiveUp
+from controller.registry import Baseline, InMemoryRegistry, MlflowRegistry, Registry, TrainingRecord, changed_tags
+
+
+@pytest.fixture(scope="module")
+def mlflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlflow")
+
+
+@pytest.fixture(params=["memory", "mlflow"])
+def registry(request: pytest.FixtureRequest, mlflow_dir: Path) -> Iterator[Registry]:
+    """One MLflow store per module (creating one takes seconds); each test uses its own model name."""
+    if request.param == "memory":
+        yield InMemoryRegistry()
+    else:
+        yield MlflowRegistry(f"sqlite:///{mlflow_dir / 'mlflow.db'}", artifact_root=str(mlflow_dir / "artifacts"))
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    return "m-" + request.node.name.replace("[", "-").replace("]", "")
+
+
+def _record(seed: int = 0) -> TrainingRecord:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, 2))
+    y = (X[:, 0] > 0).astype(int)
+    model = LogisticRegression().fit(X, y)
+    scores = pd.DataFrame({"y_true": y, "y_pred": model.predict(X), "proba_1": model.predict_proba(X)[:, 1]})
+    baseline = Baseline(b"profile-bytes-%d" % seed, None, {"accuracy": 0.97}, scores)
+    return TrainingRecord(model, baseline, {"C": 1.0}, {"holdout_accuracy": 0.97}, 1.5, {"retrain.role": "initial"})
+
+
+def test_log_resolve_and_read_baseline(registry: Registry, name: str) -> None:
+    v = registry.log_version(name, _record())
+    registry.set_alias(name, "champion", v.version)
+    got = registry.resolve(name, "champion")
+    assert got.version == v.version and "champion" in got.aliases
+    base = registry.load_baseline(name, v.version)
+    assert base.profile == b"profile-bytes-0"
+    assert base.metrics == {"accuracy": 0.97}
+    assert base.scores is not None and list(base.scores.columns) == ["y_true", "y_pred", "proba_1"]
+    model = registry.load_model(name, v.version)
+    assert model.predict(np.array([[3.0, 0.0], [-3.0, 0.0]])).tolist() == [1, 0]
+
+
+def test_only_changed_tags_are_written(registry: Registry, name: str) -> None:
+    v = registry.log_version(name, _record())
+    assert registry.set_version_tags(name, v.version, {"retrain.decision": "DEFER", "retrain.metric": "acc"}) == 2
+    assert registry.set_version_tags(name, v.version, {"retrain.decision": "DEFER", "retrain.metric": "acc"}) == 0
+    assert registry.set_version_tags(name, v.version, {"retrain.decision": "TRIGGER", "retrain.metric": "acc"}) == 1
+    assert registry.version_tags(name, v.version)["retrain.decision"] == "TRIGGER"
+
+
+def test_model_tags_and_training_hours(registry: Registry, name: str) -> None:
+    registry.set_model_tags(name, {"owner": "risk-ml", "business_purpose": "keep customers"})
+    registry.log_version(name, _record(0))
+    registry.log_version(name, _record(1))
+    assert registry.model_tags(name)["owner"] == "risk-ml"
+    assert registry.training_hours(name) == pytest.approx([1.5 / 3600] * 2)
+
+
+def test_unknown_model_or_alias_gives_up(registry: Registry, name: str) -> None:
+    with pytest.raises(GiveUp):
+        registry.resolve("nope", "champion")
+    registry.log_version(name, _record())
+    assert registry.find_alias(name, "challenger") is None
+    with pytest.raises(GiveUp, match="no alias 'challenger'"):
+        registry.resolve(name, "challenger")
+
+
+def test_tampered_profile_is_refused(tmp_path: Path) -> None:
+    reg = MlflowRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "artifacts"))
+    v = reg.log_version("churn", _record())
+    files = list((tmp_path / "artifacts").rglob("profile-*.bin"))
+    assert len(files) == 1
+    files[0].write_bytes(b"something else")
+    with pytest.raises(GiveUp, match="does not match its recorded hash"):
+        MlflowRegistry(reg.tracking_uri, artifact_root=str(tmp_path / "artifacts")).load_baseline("churn", v.version)
+
+
+def test_changed_tags_stringifies() -> None:
+    assert changed_tags({"a": "1"}, {"a": 1, "b": 2.5}) == {"b": "2.5"}  # type: ignore[dict-item]

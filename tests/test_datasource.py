@@ -1,0 +1,80 @@
+"""Data sources against real files, a real SQLite database and the machine's PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from controller.config import load_models, load_service_config
+from controller.datasource import FileDataSource, SqlDataSource, load_window, read_table
+from controller.errors import DataError
+from tests.helpers import T0, make_rows, write_configs
+
+
+def _files(tmp_path: Path) -> pd.DataFrame:
+    week1 = make_rows(500, T0, seed=1)
+    week2 = make_rows(500, T0 + timedelta(days=7), seed=2)
+    (tmp_path / "data").mkdir()
+    week1.drop(columns="label").to_parquet(tmp_path / "data" / "w1.parquet")
+    week2.drop(columns="label").to_csv(tmp_path / "data" / "w2.csv", index=False)
+    return pd.concat([week1, week2], ignore_index=True)
+
+
+def test_window_reads_parquet_and_csv_by_time(tmp_path: Path) -> None:
+    rows = _files(tmp_path)
+    src = FileDataSource(str(tmp_path / "data" / "*"), "timestamp")
+    second = src.read(T0 + timedelta(days=7), T0 + timedelta(days=14))
+    assert len(second) == 500 and set(second["id"]) == set(rows["id"].iloc[500:])
+
+
+def test_labels_join_by_id_with_partial_coverage_and_delay(tmp_path: Path) -> None:
+    rows = _files(tmp_path)
+    labels = rows.iloc[500:].sample(frac=0.4, random_state=0)[["id", "label"]]
+    labels.to_parquet(tmp_path / "labels.parquet")
+    path = write_configs(tmp_path, "data/*", labels="labels.parquet")
+    cfg = load_models(load_service_config(path, env={}))["m1"]
+    cfg = cfg.model_copy(update={"source_file": str(tmp_path / "controller.yaml")})
+    end = T0 + timedelta(days=14)
+    window = load_window(cfg, end)
+    assert len(window.rows) == 500
+    assert window.n_labeled == 200 and window.coverage == pytest.approx(0.4)
+    joined = window.labeled.set_index("id")["label"].sort_index()
+    assert joined.equals(labels.set_index("id")["label"].sort_index().astype(joined.dtype))
+    delayed = cfg.model_copy(update={"data": cfg.data.model_copy(update={"label_delay_hours": 72.0})})
+    young = load_window(delayed, end)
+    cutoff = pd.Timestamp(end - timedelta(hours=72))
+    ts = pd.to_datetime(young.rows["timestamp"], utc=True)
+    assert young.rows.loc[ts > cutoff, "label"].isna().all()
+    assert 0 < young.n_labeled < 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sql_source_reads_a_time_range(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = f"sqlite:///{tmp_path / 'prod.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    rows = make_rows(300, T0, seed=3)
+    rows["timestamp"] = pd.to_datetime(rows["timestamp"]).dt.tz_localize(None)
+    engine = sa.create_engine(url)
+    rows.to_sql("predictions", engine, index=False)
+    engine.dispose()
+    mid = T0 + timedelta(days=3)
+    got = SqlDataSource(url, "timestamp", table="predictions").read(T0, mid)
+    expected = rows[rows["timestamp"] < mid.replace(tzinfo=None)]
+    assert sorted(got["id"]) == sorted(expected["id"])
+    by_query = SqlDataSource(url, "timestamp", query="SELECT id, timestamp, x1 FROM predictions").read(mid, None)
+    assert len(by_query) == len(rows) - len(expected)
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="file not found"):
+        read_table(tmp_path / "missing.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="cannot read as parquet"):
+        read_table(tmp_path / "junk.parquet")
+    with pytest.raises(DataError, match="no data files found"):
+        FileDataSource(str(tmp_path / "none-*.csv"), "timestamp").read()
+    with pytest.raises(DataError, match="no such table|does not exist|NoSuchTable|predictions"):
+        SqlDataSource(f"sqlite:///{tmp_path / 'empty.db'}", "timestamp", table="predictions").read()

@@ -34,7 +34,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
@@ -54,6 +53,7 @@ from controller.economics import (
 )
 from controller.errors import DataError, UserError
 from controller.policy import PolicyConfig
+from detectors.drift import DriftOptions, detect_drift
 
 ModelKind = Literal["logistic", "hgb"]
 Progress = Callable[[int, int], None]
@@ -300,39 +300,9 @@ def _fit(kind: ModelKind, stream: Stream, x: pd.DataFrame, y: np.ndarray, numeri
 
 
 def _drift(reference: pd.DataFrame, current: pd.DataFrame, stream: Stream, threshold: float) -> tuple[float, bool]:
-    """Share of drifted columns and the dataset verdict, from the drift detector when present."""
-    try:
-        from detectors.drift import DriftOptions, detect_drift
-    except ImportError:
-        return _fallback_drift(reference, current, stream.categorical, threshold)
+    """Share of drifted columns and the dataset verdict of the service's drift detector."""
     report = detect_drift(reference, current, DriftOptions(categorical=stream.categorical, drift_share=threshold))
     return float(report.drift_share), bool(report.drifted)
-
-
-def _fallback_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, categorical: Sequence[str], threshold: float
-) -> tuple[float, bool]:
-    """Kolmogorov-Smirnov (numbers) and chi-squared (categories) at 5 %, while detectors/drift is absent."""
-    drifted = 0
-    for col in reference.columns:
-        if col in categorical:
-            ref, cur = reference[col].value_counts(), current[col].value_counts()
-            table = pd.concat([ref, cur], axis=1).fillna(0).to_numpy()
-            p = stats.chi2_contingency(table)[1] if table.shape[0] > 1 else 1.0
-        else:
-            p = _ks_pvalue(reference[col].to_numpy(dtype=float), current[col].to_numpy(dtype=float))
-        drifted += int(p < 0.05)
-    share = drifted / max(len(reference.columns), 1)
-    return share, share >= threshold
-
-
-def _ks_pvalue(a: np.ndarray, b: np.ndarray) -> float:
-    """Asymptotic two-sample Kolmogorov-Smirnov p-value (scipy's exact path is too slow for O(T^2) tests)."""
-    a, b = np.sort(a), np.sort(b)
-    grid = np.concatenate([a, b])
-    d = float(np.max(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b))))
-    en = math.sqrt(len(a) * len(b) / (len(a) + len(b)))
-    return float(stats.kstwobign.sf(d * en))
 
 
 # ---------------------------------------------------------------- pricing schedules

@@ -189,3 +189,81 @@ def regime_days(changes: Sequence[float], now: float, since: float = 0.0) -> flo
     if not past:
         return None
     return (now - since) / len(past)
+
+
+def running_cost_per_day(economics: EconomicsConfig) -> float:
+    """What keeping the model in production costs per day (serving, storage, monitoring)."""
+    return economics.serving_cost_per_day
+
+
+def net_value_per_day(economics: EconomicsConfig) -> float | None:
+    """Value earned minus running cost per day; ``None`` when the config states no value.
+
+    >>> net_value_per_day(EconomicsConfig(value_per_point=1, traffic_per_day=1, compute_rate_per_hour=1,
+    ...                                   serving_cost_per_day=30, revenue_per_day=100))
+    70.0
+    """
+    if economics.revenue_per_day is None:
+        return None
+    return economics.revenue_per_day - running_cost_per_day(economics)
+
+
+def build_economics(
+    economics: EconomicsConfig,
+    past_training_hours: Sequence[float] = (),
+    past_recoveries: Sequence[bool] = (),
+    prior: float = 0.8,
+    strength: float = 2.0,
+) -> tuple[CostEstimate, float]:
+    """The cost estimate and recovery probability from the store's facts about one model.
+
+    ``past_training_hours`` are the durations of the model's past training runs (MLflow),
+    ``past_recoveries`` whether each past retrain recovered the metric, oldest first.
+
+    >>> e = EconomicsConfig(value_per_point=1, traffic_per_day=1000, compute_rate_per_hour=10)
+    >>> cost, p = build_economics(e, [2.0, 2.0], [True, False])
+    >>> cost.expected, round(p, 2)
+    (20.0, 0.65)
+    """
+    return retrain_cost(economics, past_training_hours), recovery_probability(past_recoveries, prior, strength)
+
+
+def governance_violations(
+    owner: str | None,
+    business_purpose: str | None,
+    economics: EconomicsConfig | None,
+    *,
+    team: str | None = None,
+    require_team: bool = False,
+    monthly_spend: float | None = None,
+    monthly_budget: float | None = None,
+    months_cost_over_value: int = 0,
+    kill_periods: int | None = None,
+) -> list[str]:
+    """Every governance rule a watched model breaks, one sentence each (empty = compliant).
+
+    The rules: a named owner, a stated business purpose, cost metadata (cost transparency before
+    anything runs), a team when the platform requires one, spend within the monthly budget, and not
+    costing more than it earns for ``kill_periods`` months.
+
+    >>> governance_violations("ana", "churn offers", None)
+    ['no cost metadata: add an economics section (value per point, traffic, compute rate)']
+    >>> governance_violations(" ", None, None, monthly_spend=120.0, monthly_budget=100.0)[0]
+    'no owner: set owner in the model config or the registered-model tag'
+    """
+    out: list[str] = []
+    if not (owner or "").strip():
+        out.append("no owner: set owner in the model config or the registered-model tag")
+    if not (business_purpose or "").strip():
+        out.append("no business purpose: set business_purpose in the model config or the registered-model tag")
+    if economics is None:
+        out.append("no cost metadata: add an economics section (value per point, traffic, compute rate)")
+    if require_team and not (team or "").strip():
+        out.append("no team: set team in the model config (team budgets need it)")
+    if monthly_spend is not None and monthly_budget is not None and monthly_spend > monthly_budget:
+        out.append(f"over budget: spent {monthly_spend:,.2f} this month against a budget of {monthly_budget:,.2f}")
+    if kill_periods is not None and months_cost_over_value >= kill_periods:
+        out.append(
+            f"costs more than it earns for {months_cost_over_value} months (limit {kill_periods}): consider retiring it"
+        )
+    return out

@@ -181,7 +181,8 @@ def test_a_stale_training_window_defers_until_it_is_fresh() -> None:
     d = decide(s, econ(cost_hours=50), STATE, POLICY, NOW)
     assert d.action == Action.DEFER and d.reasons == (Reason.WINDOW_NOT_FRESH,)
     assert d.retry_after == NOW + timedelta(days=1)
-    fresh = decide(replace(s, window_fresh_share=1.0, fresh_window_in_days=0.0), econ(cost_hours=50), STATE, POLICY, NOW)
+    later = replace(s, window_fresh_share=1.0, fresh_window_in_days=0.0)
+    fresh = decide(later, econ(cost_hours=50), STATE, POLICY, NOW)
     assert fresh.action == Action.TRIGGER
 
 

@@ -73,8 +73,12 @@ def retrain_cost(economics: EconomicsConfig, past_training_hours: Sequence[float
     hours = [h for h in past_training_hours if h >= 0 and math.isfinite(h)]
     if hours:
         mean = sum(hours) / len(hours)
-        spread = 2.0 * _std(hours) if len(hours) > 1 else 0.5 * mean
-        lo_h, hi_h = max(min(hours), mean - spread), max(max(hours), mean + spread)
+        if len(hours) > 1:
+            spread = 2.0 * _std(hours)
+            lo_h, hi_h = max(min(hours), mean - spread), max(max(hours), mean + spread)
+        else:
+            # one run says little about the spread: +-50 %
+            lo_h, hi_h = 0.5 * mean, 1.5 * mean
         from_history = True
     else:
         mean = economics.default_training_hours

@@ -1,0 +1,132 @@
+"""Economics: the cost of a retrain, the value of performance, recovery odds and governance."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.economics import (
+    EconomicsConfig,
+    build_economics,
+    change_point,
+    decay_rate,
+    governance_violations,
+    loss_per_day,
+    net_value_per_day,
+    recovery_probability,
+    regime_days,
+    retrain_cost,
+)
+
+CFG = EconomicsConfig(
+    value_per_point=1.5,
+    traffic_per_day=20_000,
+    compute_rate_per_hour=12.0,
+    default_training_hours=2.0,
+    labeling_cost_per_row=0.05,
+    labels_per_retrain=1000,
+    fixed_overhead=40.0,
+)
+
+
+def test_cost_without_history_comes_from_the_config_with_a_wide_interval() -> None:
+    c = retrain_cost(CFG)
+    assert not c.from_history
+    assert (c.compute, c.labeling, c.overhead) == (24.0, 50.0, 40.0)
+    assert c.expected == pytest.approx(114.0)
+    assert (c.low, c.high) == (pytest.approx(12 + 90), pytest.approx(48 + 90))
+
+
+def test_cost_from_past_training_runs_uses_their_mean_and_spread() -> None:
+    c = retrain_cost(CFG, [1.0, 1.2, 0.8, float("nan"), -3.0])
+    assert c.from_history and c.training_hours == pytest.approx(1.0)
+    assert c.expected == pytest.approx(12.0 + 90.0)
+    assert c.low < c.expected < c.high
+    assert c.low >= 90.0  # never below the fixed part
+
+
+def test_a_single_past_run_still_gets_an_interval() -> None:
+    c = retrain_cost(CFG, [3.0])
+    assert c.low < c.expected < c.high
+
+
+def test_loss_per_day_is_value_per_point_times_traffic_and_never_negative() -> None:
+    assert loss_per_day(CFG, 2.0) == pytest.approx(2.0 * 1.5 * 20)
+    assert loss_per_day(CFG, -1.0) == 0.0
+
+
+def test_recovery_probability_follows_the_history_and_keeps_the_prior_without_it() -> None:
+    assert recovery_probability([]) == 0.8
+    assert recovery_probability([], prior=0.5) == 0.5
+    wins, losses = recovery_probability([True] * 6), recovery_probability([False] * 6)
+    assert losses < 0.5 < 0.8 < wins < 1.0
+    assert recovery_probability([True, False]) == pytest.approx((1.6 + 1) / 4)
+    # a stronger prior moves less
+    assert recovery_probability([False] * 3, strength=20) > recovery_probability([False] * 3, strength=2)
+
+
+@pytest.mark.parametrize(("prior", "strength"), [(-0.1, 2.0), (1.1, 2.0), (0.5, 0.0)])
+def test_recovery_probability_rejects_bad_priors(prior: float, strength: float) -> None:
+    with pytest.raises(ValueError, match="prior|strength"):
+        recovery_probability([True], prior=prior, strength=strength)
+
+
+def test_build_economics_combines_cost_and_recovery() -> None:
+    cost, p = build_economics(CFG, [2.0, 2.0], [False, False, False])
+    assert cost.expected == pytest.approx(24.0 + 90.0)
+    assert p == pytest.approx(1.6 / 5)
+
+
+def test_net_value_per_day_needs_a_stated_revenue() -> None:
+    assert net_value_per_day(CFG) is None
+    rich = CFG.model_copy(update={"revenue_per_day": 500.0, "serving_cost_per_day": 120.0})
+    assert net_value_per_day(rich) == pytest.approx(380.0)
+
+
+def test_decay_rate_is_pooled_within_versions_and_never_negative() -> None:
+    # two versions at different levels, both flat: no decay, although their levels differ
+    assert decay_rate([[1.0, 1.0, 1.0], [9.0, 9.0, 9.0, 9.0]]) == 0.0
+    assert decay_rate([[3.0, 2.0, 1.0]]) == 0.0
+    assert decay_rate([[0.0, 2.0, 4.0, 6.0]]) == pytest.approx(2.0)
+    # only the first max_age periods count: a late break in the data is not decay
+    assert decay_rate([[0.0, 0.0, 0.0, 50.0]], max_age=3) == 0.0
+    assert decay_rate([[1.0], [2.0, 3.0]]) is None
+
+
+def test_change_point_finds_the_latest_jump_beyond_noise_and_decay() -> None:
+    assert change_point([0.0, 0.4, -0.3, 10.0, 10.2, 20.0], noise=0.5) == 5
+    assert change_point([0.0, 0.4, -0.3, 1.0], noise=0.5) is None
+    assert change_point([0.0, 3.0, 6.0, 9.0], noise=0.5, decay=3.0) is None
+    assert change_point([], noise=1.0) is None
+
+
+def test_regime_days_counts_the_open_regime_as_exposure() -> None:
+    assert regime_days([], now=30.0) is None
+    assert regime_days([10.0, 20.0], now=30.0) == pytest.approx(15.0)
+    assert regime_days([10.0, 20.0, 40.0], now=30.0, since=5.0) == pytest.approx(12.5)
+
+
+def test_a_compliant_model_breaks_no_governance_rule() -> None:
+    assert governance_violations("ana", "churn offers", CFG, team="risk", require_team=True) == []
+
+
+def test_every_governance_rule_is_reported() -> None:
+    found = governance_violations(
+        None,
+        "",
+        None,
+        team=None,
+        require_team=True,
+        monthly_spend=1200.0,
+        monthly_budget=1000.0,
+        months_cost_over_value=4,
+        kill_periods=3,
+    )
+    assert [v.split(":")[0] for v in found] == [
+        "no owner",
+        "no business purpose",
+        "no cost metadata",
+        "no team",
+        "over budget",
+        "costs more than it earns for 4 months (limit 3)",
+    ]
+    assert "1,200.00" in found[4]

@@ -66,7 +66,7 @@ def test_recovery_probability_follows_the_history_and_keeps_the_prior_without_it
 
 @pytest.mark.parametrize(("prior", "strength"), [(-0.1, 2.0), (1.1, 2.0), (0.5, 0.0)])
 def test_recovery_probability_rejects_bad_priors(prior: float, strength: float) -> None:
-    with pytest.raises(ValueError, match="prior|strength"):
+    with pytest.raises(ValueError, match=r"prior|strength"):
         recovery_probability([True], prior=prior, strength=strength)
 
 

@@ -32,12 +32,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
+from sklearn.base import RegressorMixin, clone
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import KFold
 
 from detectors.performance import CLASSIFICATION_METRICS, FloatArray, _RankedScores, _safe_div
 
 Calibration = Literal["auto", "isotonic", "none"]
+REGRESSION_ESTIMABLE = ("mae", "rmse")
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -377,3 +380,146 @@ class CBPE:
             for m in self.metrics:
                 parts[m].append(cols[m])
         return {m: np.concatenate(v) for m, v in parts.items()}
+
+
+class DirectLossEstimator:
+    """Label-free MAE and RMSE for a regression model: a second model predicts the first one's loss.
+
+    On reference data with labels, a gradient-boosted "loss model" learns the absolute error
+    (for MAE) and the squared error (for RMSE) from the features and the prediction; on a new
+    chunk the estimate is the mean predicted loss. The interval is for the chunk's *realized*
+    value: a third model learns how much each row's loss scatters around its prediction, so the
+    spread of the chunk mean is ``sqrt(sum of row variances) / n``, widened by the factor by which
+    cross-fitted chunks of the reference showed that spread to be too narrow. The loss model's own
+    estimation error is added in quadrature: the cross-fitting models are kept, and their
+    disagreement on the chunk's mean loss measures how far a model fitted on this much reference
+    data can be off (it matters most where the chunk moved away from the reference).
+
+    Like CBPE, it sees covariate shift (the loss model knows where the first model is weak) and
+    misses concept drift (same inputs, new truth).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(3000, 2))
+    >>> y = X[:, 0] + rng.normal(0, 0.2 + np.abs(X[:, 1]), size=3000)  # noisier where |x1| is large
+    >>> dle = DirectLossEstimator(metrics=("mae",), seed=0).fit(X, y, X[:, 0])
+    >>> Xc = rng.normal(size=(2000, 2)) + [0.0, 1.5]  # the chunk moved to where the model is weak
+    >>> yc = Xc[:, 0] + rng.normal(0, 0.2 + np.abs(Xc[:, 1]), size=2000)
+    >>> e = dle.estimate(Xc, Xc[:, 0])["mae"]
+    >>> realized = np.mean(np.abs(yc - Xc[:, 0]))
+    >>> print(f"estimated {e.estimate:.2f} [{e.lower:.2f}, {e.upper:.2f}], realized {realized:.2f}")
+    estimated 1.47 [1.43, 1.52], realized 1.42
+    """
+
+    def __init__(
+        self,
+        metrics: Sequence[str] = REGRESSION_ESTIMABLE,
+        confidence: float = 0.9,
+        n_folds: int = 3,
+        model: RegressorMixin | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.metrics = tuple(metrics)
+        self.confidence = confidence
+        self.n_folds = n_folds
+        self.model = model
+        self.seed = seed
+
+    def _base_model(self) -> RegressorMixin:
+        if self.model is not None:
+            return clone(self.model)
+        # Poisson loss: a non-negative target whose scale grows with its mean, as losses do.
+        return HistGradientBoostingRegressor(
+            loss="poisson", max_iter=100, learning_rate=0.1, max_leaf_nodes=15, random_state=self.seed
+        )
+
+    def _features(self, X: Any, pred: npt.ArrayLike) -> FloatArray:
+        if isinstance(X, pd.DataFrame):
+            frame = X.copy()
+            for col in frame.columns:
+                if not pd.api.types.is_numeric_dtype(frame[col]):
+                    # Category codes let tree models split on a string column without one-hot blow-up.
+                    frame[col] = frame[col].astype("category").cat.codes.astype(np.float64)
+            arr = frame.to_numpy(dtype=np.float64)
+        else:
+            arr = np.asarray(X, dtype=np.float64)
+            arr = arr[:, None] if arr.ndim == 1 else arr
+        p = np.asarray(pred, dtype=np.float64)
+        if len(p) != len(arr):
+            raise ValueError(f"X has {len(arr)} rows but pred has {len(p)}")
+        return np.column_stack([arr, p])
+
+    def fit(self, ref_X: Any, ref_y: npt.ArrayLike, ref_pred: npt.ArrayLike) -> DirectLossEstimator:
+        """Learn the loss models (and their scatter) on labeled reference data."""
+        unknown = [m for m in self.metrics if m not in REGRESSION_ESTIMABLE]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; choose from {list(REGRESSION_ESTIMABLE)}")
+        if not 0 < self.confidence < 1 or self.n_folds < 2:
+            raise ValueError("confidence must be in (0, 1) and n_folds >= 2")
+        feats = self._features(ref_X, ref_pred)
+        y = np.asarray(ref_y, dtype=np.float64)
+        if len(y) != len(feats):
+            raise ValueError(f"ref_y has {len(y)} rows but ref_X has {len(feats)}")
+        if len(y) < 20 * self.n_folds:
+            raise ValueError(f"need at least {20 * self.n_folds} reference rows, got {len(y)}")
+        self.columns_ = list(ref_X.columns) if isinstance(ref_X, pd.DataFrame) else None
+        err = y - feats[:, -1]
+        self.loss_models_: dict[str, RegressorMixin] = {}
+        self.scatter_models_: dict[str, RegressorMixin] = {}
+        self.inflation_: dict[str, float] = {}
+        self.fold_models_: dict[str, list[RegressorMixin]] = {}
+        for metric in self.metrics:
+            loss = np.abs(err) if metric == "mae" else err**2
+            oof, self.fold_models_[metric] = self._cross_predict(feats, loss)
+            scatter = (loss - oof) ** 2
+            self.loss_models_[metric] = self._base_model().fit(feats, loss)
+            self.scatter_models_[metric] = self._base_model().fit(feats, scatter)
+            self.inflation_[metric] = self._inflation(loss, oof, self.scatter_models_[metric].predict(feats))
+        return self
+
+    def _cross_predict(self, feats: FloatArray, target: FloatArray) -> tuple[FloatArray, list[RegressorMixin]]:
+        out = np.empty_like(target)
+        models = []
+        for train, test in KFold(self.n_folds, shuffle=True, random_state=self.seed).split(feats):
+            models.append(self._base_model().fit(feats[train], target[train]))
+            out[test] = models[-1].predict(feats[test])
+        return out, models
+
+    @staticmethod
+    def _inflation(loss: FloatArray, oof: FloatArray, scatter: FloatArray) -> float:
+        """How much wider than predicted the chunk-mean error was on reference chunks (at least 1)."""
+        # Contiguous chunks keep whatever order the reference came in (often time), and its correlations.
+        chunks = np.array_split(np.arange(len(loss)), 20)
+        z = [np.mean(loss[c] - oof[c]) / (np.sqrt(np.sum(np.maximum(scatter[c], 0.0))) / len(c)) for c in chunks]
+        return float(max(1.0, np.sqrt(np.mean(np.square(z)))))
+
+    def estimate(self, X: Any, pred: npt.ArrayLike) -> dict[str, MetricEstimate]:
+        """Estimated MAE / RMSE of one chunk, each with an interval for its realized value."""
+        if not hasattr(self, "loss_models_"):
+            raise RuntimeError("DirectLossEstimator is not fitted; call fit(ref_X, ref_y, ref_pred) first")
+        if self.columns_ is not None and isinstance(X, pd.DataFrame):
+            missing = [c for c in self.columns_ if c not in X.columns]
+            if missing:
+                raise ValueError(f"X lacks the reference column(s) {missing}")
+            X = X[self.columns_]
+        feats = self._features(X, pred)
+        n = len(feats)
+        if n == 0:
+            raise ValueError("cannot estimate on an empty chunk")
+        z = float(stats.norm.ppf(0.5 + self.confidence / 2.0))
+        out = {}
+        for metric in self.metrics:
+            mean_loss = float(np.mean(np.maximum(self.loss_models_[metric].predict(feats), 0.0)))
+            scatter = np.maximum(self.scatter_models_[metric].predict(feats), 0.0)
+            sampling_sd = np.sqrt(scatter.sum()) / n * self.inflation_[metric]
+            fold_means = [np.mean(np.maximum(m.predict(feats), 0.0)) for m in self.fold_models_[metric]]
+            sd = float(np.hypot(sampling_sd, np.std(fold_means, ddof=1)))
+            lo, hi = max(mean_loss - z * sd, 0.0), mean_loss + z * sd
+            if metric == "rmse":
+                # The interval is built on the mean squared error, then mapped through the square root.
+                value, lo, hi = float(np.sqrt(mean_loss)), float(np.sqrt(lo)), float(np.sqrt(hi))
+                sd = sd / (2.0 * max(value, _EPS))
+            else:
+                value = mean_loss
+            out[metric] = MetricEstimate(float(value), float(lo), float(hi), n, sd)
+        return out

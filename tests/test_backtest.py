@@ -1,0 +1,212 @@
+"""The backtest: pricing, the oracle, the baselines, the controller replay and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from controller.backtest import (
+    BACKTEST_POLICY,
+    BacktestConfig,
+    ErrorMatrix,
+    controller_schedule,
+    drift_schedule,
+    error_matrix,
+    oracle_schedule,
+    perf_threshold_schedule,
+    periodic_schedule,
+    prepare,
+    price,
+    run_backtest,
+)
+from controller.cli_backtest import register
+from controller.errors import DataError, UserError
+from controller.streams import make_stream
+
+
+def matrix_from(errors: np.ndarray, k: int, rows: int = 100) -> ErrorMatrix:
+    t = errors.shape[1]
+    return ErrorMatrix(errors, errors.copy(), np.zeros((t, t)), np.zeros((t, t), dtype=bool), k, rows)
+
+
+def random_matrix(seed: int, t: int = 9, k: int = 3) -> ErrorMatrix:
+    rng = np.random.default_rng(seed)
+    errors = np.full((t, t), np.nan)
+    for s in range(k, t):
+        errors[s, s:] = rng.integers(0, 40, size=t - s)
+    return matrix_from(errors, k)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("cost", [0.0, 7.0, 25.0, 400.0])
+def test_the_oracle_is_the_cheapest_of_all_schedules(seed: int, cost: float) -> None:
+    m = random_matrix(seed)
+    cfg = BacktestConfig(100, 3, 2, cost, 1.0)
+    best = min(
+        price("any", list(subset), m, cfg).total_cost
+        for r in range(0, 6)
+        for subset in itertools.combinations(range(4, 9), r)
+    )
+    oracle = price("oracle", oracle_schedule(m, cost, 1.0), m, cfg)
+    assert oracle.total_cost == pytest.approx(best)
+
+
+def test_price_counts_retrains_and_the_errors_of_the_serving_model() -> None:
+    errors = np.full((6, 6), np.nan)
+    errors[2, 2:] = [5, 6, 30, 40]
+    errors[4, 4:] = [1, 2]
+    m = matrix_from(errors, 2)
+    r = price("x", [4], m, BacktestConfig(100, 2, 2, 10.0, 2.0), oracle_total=42.0)
+    assert r.errors == 5 + 6 + 1 + 2
+    assert (r.retrain_cost, r.error_cost, r.total_cost) == (10.0, 28.0, 38.0)
+    assert r.cumulative_cost == (10.0, 22.0, 34.0, 38.0)
+    assert r.vs_oracle == pytest.approx(38.0 / 42.0)
+    with pytest.raises(ValueError, match="retrain chunks"):
+        price("x", [2], m, BacktestConfig(100, 2, 2, 10.0, 2.0))
+
+
+def test_periodic_and_threshold_baselines() -> None:
+    assert periodic_schedule(3, 5, 15) == [8, 11, 14]
+    errors = np.full((8, 8), np.nan)
+    errors[2, 2:] = [10, 10, 11, 20, 20, 20]
+    errors[6, 6:] = [10, 10]
+    m = matrix_from(errors, 2)
+    # the rise at chunk 5 is seen at the start of chunk 6 (no delay) or chunk 7 (one chunk of delay)
+    assert perf_threshold_schedule(m, label_delay=0) == [6]
+    assert perf_threshold_schedule(m, label_delay=1) == [7]
+    drifted = matrix_from(errors, 2)
+    drifted.dataset_drift[2, 3] = True
+    assert drift_schedule(drifted) == [4]
+
+
+def test_validation_of_the_knobs_is_one_clear_line() -> None:
+    with pytest.raises(UserError, match="--label-delay"):
+        BacktestConfig(100, 3, 2, 1.0, 1.0, label_delay=3)
+    with pytest.raises(UserError, match="--retrain-cost"):
+        BacktestConfig(100, 3, 2, -1.0, 1.0)
+    with pytest.raises(UserError, match="--window"):
+        BacktestConfig(100, 3, 0, 1.0, 1.0)
+
+
+def test_prepare_rejects_unknown_columns_and_short_data() -> None:
+    df = make_stream("none", chunks=4, chunk_rows=50, seed=0)
+    with pytest.raises(DataError, match="target column 'y' not found"):
+        prepare(df, "y", 50)
+    with pytest.raises(DataError, match="time column 'ts' not found"):
+        prepare(df, "label", 50, time_column="ts")
+    with pytest.raises(DataError, match="categorical column"):
+        prepare(df, "label", 50, categorical=["colour"])
+    stream = prepare(df, "label", 50)
+    assert stream.categorical == ("segment",) and stream.task == "classification"
+    with pytest.raises(DataError, match="need more than --initial-chunks=4"):
+        error_matrix(stream, BacktestConfig(50, 4, 2, 1.0, 1.0))
+
+
+def test_prepare_orders_rows_by_the_time_column() -> None:
+    df = pd.DataFrame({"ts": [3, 1, 2, 0], "x": [30.0, 10.0, 20.0, 0.0], "y": [1, 0, 1, 0]})
+    stream = prepare(df, "y", 2, time_column="ts")
+    assert stream.features["x"].tolist() == [0.0, 10.0, 20.0, 30.0]
+    assert list(stream.features.columns) == ["x"]
+
+
+def test_on_a_stable_stream_the_controller_never_retrains() -> None:
+    stream = prepare(make_stream("none", chunks=16, chunk_rows=300, seed=3), "label", 300)
+    result = run_backtest(stream, BacktestConfig(300, 4, 3, 50.0, 1.0))
+    assert result.policy("controller").retrains == 0
+    assert result.policy("periodic-1").retrains == 11
+    assert all(p.vs_oracle >= 1.0 - 1e-9 for p in result.policies)
+
+
+def test_after_an_abrupt_change_the_controller_retrains_and_pays_off() -> None:
+    stream = prepare(make_stream("abrupt", chunks=18, chunk_rows=300, seed=2), "label", 300)
+    cfg = BacktestConfig(300, 4, 3, 50.0, 1.0, label_delay=1)
+    m = error_matrix(stream, cfg)
+    schedule = controller_schedule(m, cfg, BACKTEST_POLICY)
+    assert schedule and min(schedule) > 18 // 3  # not before the change at chunk 6 is seen
+    never, ctrl = price("never", [], m, cfg), price("controller", schedule, m, cfg)
+    # up to the second change (chunk 12) the retrain has paid for itself and more
+    upto = 12 - 1 - cfg.initial_chunks
+    assert ctrl.cumulative_cost[upto] < 0.85 * never.cumulative_cost[upto]
+
+
+def test_a_regression_target_is_priced_by_absolute_error() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=1200)
+    y = 3.0 * x + rng.normal(scale=0.5, size=1200)
+    y[600:] = -3.0 * x[600:] + rng.normal(scale=0.5, size=600)  # the relation flips halfway
+    stream = prepare(pd.DataFrame({"x": x, "y": y}), "y", 100)
+    assert stream.task == "regression"
+    result = run_backtest(stream, BacktestConfig(100, 3, 2, 20.0, 1.0))
+    never, oracle = result.policy("never"), result.policy("oracle")
+    assert oracle.retrains >= 1 and oracle.total_cost < never.total_cost
+    assert not float(never.errors).is_integer()
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def main() -> None:
+        """retrainctl (test harness)."""
+
+    return app
+
+
+def test_cli_prints_json_and_draws_the_plot(tmp_path: Path) -> None:
+    data = tmp_path / "stream.csv"
+    make_stream("abrupt", chunks=12, chunk_rows=200, seed=1).to_csv(data, index=False)
+    args = ["backtest", "--data", str(data), "--target", "label", "--chunk-rows", "200", "--initial-chunks", "3"]
+    args += ["--window", "2", "--retrain-cost", "40", "--error-cost", "1", "--json", "--plot", str(tmp_path / "c.png")]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["chunks"] == 12
+    names = [p["name"] for p in out["policies"]]
+    assert names == [
+        "never",
+        "periodic-1",
+        "periodic-2",
+        "periodic-4",
+        "periodic-8",
+        "drift-only",
+        "perf-threshold",
+        "controller",
+        "oracle",
+    ]
+    for p in out["policies"]:
+        assert set(p) == {
+            "name",
+            "retrain_chunks",
+            "retrains",
+            "errors",
+            "retrain_cost",
+            "error_cost",
+            "total_cost",
+            "vs_oracle",
+        }
+        assert p["total_cost"] == pytest.approx(p["retrain_cost"] + p["error_cost"])
+        assert p["retrains"] == len(p["retrain_chunks"])
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_turns_bad_input_into_user_errors(tmp_path: Path) -> None:
+    base = ["backtest", "--target", "label", "--chunk-rows", "10", "--initial-chunks", "2", "--window", "2"]
+    base += ["--retrain-cost", "1", "--error-cost", "1"]
+    missing = CliRunner().invoke(_app(), [*base, "--data", str(tmp_path / "nope.csv")])
+    assert isinstance(missing.exception, DataError) and "file not found" in str(missing.exception)
+    bad_policy = tmp_path / "p.yaml"
+    bad_policy.write_text("min_roi: -1\n")
+    data = tmp_path / "d.csv"
+    make_stream("none", chunks=4, chunk_rows=10).to_csv(data, index=False)
+    rejected = CliRunner().invoke(_app(), [*base, "--data", str(data), "--policy", str(bad_policy)])
+    assert isinstance(rejected.exception, UserError) and "min_roi" in str(rejected.exception)
+    model = CliRunner().invoke(_app(), [*base, "--data", str(data), "--model", "forest"])
+    assert isinstance(model.exception, UserError) and "--model" in str(model.exception)

@@ -226,6 +226,7 @@ def _performance(
     label = cfg.data.label_column
     mask = window.rows[label].notna().to_numpy()
     estimate = None
+    ref_estimate = None
     if cfg.task == "classification" and proba is not None and baseline.scores is not None:
         ref = baseline.scores
         cols = [c for c in ref.columns if c.startswith("proba_")]
@@ -233,6 +234,9 @@ def _performance(
             ref_proba = ref[cols].to_numpy()
             est = CBPE(metrics=(metric,)).fit(_positive(ref_proba), ref["y_true"].to_numpy())
             estimate = est.estimate(_positive(proba), pred)[metric]
+            # An estimate is compared with the estimator's own view of the reference, so the
+            # sampling noise of the holdout's realized labels does not pass for decay.
+            ref_estimate = est.estimate(_positive(ref_proba), ref["y_pred"].to_numpy())[metric].estimate
     if int(mask.sum()) >= cfg.data.min_labeled_rows:
         rep = realized_performance(
             window.rows.loc[mask, label].to_numpy(),
@@ -259,6 +263,7 @@ def _performance(
     if estimate is not None:
         out.update(
             source="estimated",
+            baseline=ref_estimate,
             current=estimate.estimate,
             current_low=estimate.lower,
             current_high=estimate.upper,

@@ -47,12 +47,12 @@ def write_configs(root: Path, data_glob: str, labels: str | None = None, **model
     }
     (root / "controller.yaml").write_text(yaml.safe_dump(service))
     data: dict[str, Any] = {
-        "source": {"kind": "files", "path": data_glob},
+        "source": {"kind": "files", "path": str(root / data_glob)},  # model paths are relative to models/
         "min_labeled_rows": 200,
         "window_hours": 168,
     }
     if labels:
-        data["labels"] = {"kind": "files", "path": labels}
+        data["labels"] = {"kind": "files", "path": str(root / labels)}
     cfg: dict[str, Any] = {
         "name": "m1",
         "registered_model": "m1",

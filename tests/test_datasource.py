@@ -37,7 +37,6 @@ def test_labels_join_by_id_with_partial_coverage_and_delay(tmp_path: Path) -> No
     labels.to_parquet(tmp_path / "labels.parquet")
     path = write_configs(tmp_path, "data/*", labels="labels.parquet")
     cfg = load_models(load_service_config(path, env={}))["m1"]
-    cfg = cfg.model_copy(update={"source_file": str(tmp_path / "controller.yaml")})
     end = T0 + timedelta(days=14)
     window = load_window(cfg, end)
     assert len(window.rows) == 500

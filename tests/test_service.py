@@ -1,0 +1,147 @@
+"""One check and one retrain end to end, on real files and a real SQLite store, with the in-memory registry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from controller.decision import Action
+from controller.errors import GiveUp
+from controller.outbox import deliver_outbox
+from controller.registry import InMemoryRegistry, TrainingRecord
+from controller.service import Context, build_baseline, cron_matches, due_checks, features_of, run_check, run_retrain
+from controller.trainers import sklearn_classifier
+from tests.helpers import T0, make_rows, write_configs
+
+WEEK = timedelta(days=7)
+
+
+def _setup(tmp_path: Path, week: pd.DataFrame, labeled: bool = True, **model: object) -> Context:
+    ref = make_rows(4000, T0 - 2 * WEEK, seed=10)
+    (tmp_path / "data").mkdir(exist_ok=True)
+    week.drop(columns="label").to_parquet(tmp_path / "data" / "current.parquet")
+    labels = week[["id", "label"]] if labeled else week[["id", "label"]].iloc[:0]
+    labels.to_parquet(tmp_path / "labels.parquet")
+    path = write_configs(tmp_path, "data/*.parquet", labels="labels.parquet", **model)
+    registry = InMemoryRegistry()
+    ctx = Context.from_config(path, registry=registry, clock=lambda: T0 + WEEK)
+    cfg = ctx.model("m1")
+    features = features_of(cfg, [c for c in ref.columns])
+    train, holdout = ref.iloc[:3000], ref.iloc[3000:]
+    clf = sklearn_classifier(train, features=features, target="label")
+    baseline = build_baseline(cfg, clf, train, holdout, features)
+    registry.set_model_tags("m1", {"owner": "from-tag"})
+    v = registry.log_version("m1", TrainingRecord(clf, baseline, {}, {}, 3600.0))
+    registry.set_alias("m1", "champion", v.version)
+    return ctx
+
+
+def test_stable_window_defers_with_realized_performance(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=11))
+    out = run_check(ctx, "m1")
+    assert out.decision is not None and out.decision.action == Action.DEFER
+    assert out.signals["source"] == "realized"
+    assert out.signals["drift_share"] is not None and out.signals["drift_share"] < 0.5
+    assert ctx.store.outbox_counts() == {"pending": 2}  # committed first, delivered after
+    assert "retrain.decision" not in ctx.registry.version_tags("m1", "1")
+    deliver_outbox(ctx)
+    tags = ctx.registry.version_tags("m1", "1")
+    assert tags["retrain.decision"] == "DEFER" and tags["retrain.metric_source"] == "realized"
+    assert ctx.store.outbox_counts() == {"delivered": 1, "suppressed": 1}  # no webhook URL configured
+
+
+def test_concept_drift_triggers_one_retrain_that_is_promoted(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=12, flip=True))
+    out = run_check(ctx, "m1", request_key="m1:slot")
+    assert out.decision is not None and out.decision.action == Action.TRIGGER, out.decision
+    assert out.retrain_id is not None
+    again = run_check(ctx, "m1", request_key="m1:slot")  # a redelivered task
+    assert again.skipped and again.check_id == out.check_id
+    assert len(ctx.store.retrains("m1")) == 1
+    result = run_retrain(ctx, out.retrain_id)
+    assert result.state == "promoted"
+    assert result.challenger_metric is not None and result.champion_metric is not None
+    assert result.challenger_metric > result.champion_metric + 0.2
+    assert ctx.registry.resolve("m1", "champion").version == result.challenger_version
+    assert run_retrain(ctx, out.retrain_id).skipped  # a second delivery does nothing
+    row = ctx.store.retrains("m1")[0]
+    assert row.recovered and row.actual_cost is not None and row.training_hours is not None
+    assert ctx.store.spent("model:m1", T0 + WEEK) == pytest.approx(row.cost_estimate)
+
+
+def test_no_labels_uses_the_estimate_and_says_so(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=13, shift=3.0), labeled=False)
+    out = run_check(ctx, "m1")
+    assert out.decision is not None
+    assert out.signals["source"] == "estimated" and out.decision.signal_source == "estimated"
+    assert out.decision.action == Action.DEFER
+    drifted = {c["column"] for c in out.signals["drift"]["columns"] if c["drifted"]}
+    assert drifted == {"noise"}  # the input the model ignores moved a lot; accuracy did not
+
+
+def test_broken_column_vetoes(tmp_path: Path) -> None:
+    week = make_rows(3000, T0, seed=14, flip=True)
+    week["x1"] = float("nan")
+    ctx = _setup(tmp_path, week)
+    out = run_check(ctx, "m1")
+    assert out.decision is not None and out.decision.action == Action.VETO
+    assert "data_quality_failure" in out.decision.reason_codes and out.retrain_id is None
+
+
+def test_owner_from_tag_when_config_has_none_and_veto_without_any(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=15, flip=True), owner=None)
+    out = run_check(ctx, "m1")
+    assert out.decision is not None and out.decision.action == Action.TRIGGER  # the registry tag names an owner
+    ctx.registry.set_model_tags("m1", {"owner": ""})
+    ctx.store.update_retrain(out.retrain_id, state="failed")  # type: ignore[arg-type]
+    second = run_check(ctx, "m1", now=T0 + WEEK + timedelta(hours=1))
+    assert second.decision is not None and second.decision.action == Action.VETO
+    assert "no_owner" in second.decision.reason_codes
+
+
+def test_manual_veto_wins(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=16, flip=True))
+    ctx.store.add_override("m1", "veto", "platform-team", "freeze", T0 + 2 * WEEK)
+    out = run_check(ctx, "m1")
+    assert out.decision is not None and out.decision.action == Action.VETO
+    assert "manual_veto" in out.decision.reason_codes
+
+
+def test_trainer_comes_from_config_never_from_tags(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=17, flip=True))
+    ctx.registry.set_model_tags("m1", {"trainer": "os:system"})
+    ctx.registry.set_version_tags("m1", "1", {"trainer": "os:system"})
+    out = run_check(ctx, "m1")
+    assert out.retrain_id is not None
+    result = run_retrain(ctx, out.retrain_id)
+    params = ctx.registry.models["m1"]["versions"][result.challenger_version]  # type: ignore[attr-defined]
+    assert params["tags"]["retrain.role"] == "challenger"
+    assert result.state in {"promoted", "rejected"}
+
+
+def test_missing_baseline_alias_fails_the_check_cleanly(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(300, T0, seed=18), alias="production")
+    with pytest.raises(GiveUp, match="no alias 'production'"):
+        run_check(ctx, "m1")
+    assert ctx.store.checks("m1")[0].status == "failed"
+
+
+def test_due_checks_follow_schedule_and_retry_after(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=19), schedule={"every": "6h"})
+    now = T0 + WEEK
+    assert due_checks(ctx, now) == ["m1"]
+    out = run_check(ctx, "m1", now=now)
+    assert out.decision is not None
+    assert due_checks(ctx, now + timedelta(hours=1)) == []
+    assert due_checks(ctx, now + timedelta(hours=6)) == ["m1"]
+
+
+def test_cron_matching() -> None:
+    when = T0.replace(hour=9, minute=30)  # a Monday
+    assert cron_matches("30 9 * * 1", when)
+    assert not cron_matches("30 9 * * 2", when)
+    assert cron_matches("*/10 8-10 * * *", when)
+    assert not cron_matches("*/7 * * * *", when.replace(minute=31))

@@ -26,7 +26,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from detectors.profile import (
-    DEFAULT_MAX_EXACT,
     ColumnProfile,
     ReferenceProfile,
     bin_values,
@@ -242,9 +241,9 @@ def _safe_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, op
 
 
 def current_sample(ref: ColumnProfile, series: pd.Series) -> Sample:
-    """The current column reduced like the reference (binned with the same bins when the
-    reference is a sketch and the window is large)."""
-    if ref.kind == "numerical" and ref.sketch and len(series) > DEFAULT_MAX_EXACT:
+    """The current column reduced like the reference: binned on the reference's bins when the
+    reference is a sketch, so that identical windows give identical samples."""
+    if ref.kind == "numerical" and ref.sketch:
         arr = series.to_numpy(dtype="float64", na_value=np.nan)
         arr = arr[np.isfinite(arr)]
         integer = pd.api.types.is_integer_dtype(series.dtype)
@@ -287,9 +286,8 @@ def _check_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, o
     if len(series) == 0 or ref_col.n_rows == 0:
         test = choose_test(name, kind, ref, _empty_sample(kind), options)
         return ColumnDrift(name, kind, test.name, None, test.threshold, None, "empty", **base)
-    null_cur = int(series.isna().sum())
-    base["null_share_cur"] = null_cur / len(series)
-    if null_cur < len(series) and _type_changed(ref_col, series, cur_family):
+    if cur_family != "other" and _type_changed(ref_col, series, cur_family):
+        base["null_share_cur"] = float(series.isna().mean())
         test = choose_test(name, kind, ref, _empty_sample(kind), options)
         return ColumnDrift(name, kind, test.name, None, test.threshold, None, "type_changed",
                            message=f"{ref_col.family} -> {cur_family}", **base)  # fmt: skip

@@ -35,8 +35,8 @@ from detectors.stattests.base import Kind, Sample
 
 FORMAT_VERSION = 1
 _MAGIC = b"RCPROFILE\x00"
-DEFAULT_MAX_EXACT = 100_000
-DEFAULT_SKETCH_BINS = 1 << 16
+DEFAULT_MAX_EXACT = 20_000
+DEFAULT_SKETCH_BINS = 1 << 14
 # quantiles bounding the sketch's bins: the tails outside them are kept exactly, so a long tail
 # cannot stretch the bins and blur the body of the distribution
 _SKETCH_QUANTILES = (0.001, 0.999)
@@ -64,16 +64,24 @@ def dtype_family(series: pd.Series) -> Family:
     if isinstance(dtype, pd.CategoricalDtype):
         return dtype_family(pd.Series(dtype.categories))
     if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
-        non_null = series.dropna()
-        if len(non_null) == 0:
+        found, first = _first_non_null(series)
+        if not found:
             return "other"
-        first = non_null.iloc[0]
         if isinstance(first, bool | np.bool_):
             return "bool"
         if isinstance(first, int | float | np.number):
             return "numeric"
         return "string"
     return "other"
+
+
+def _first_non_null(series: pd.Series) -> tuple[bool, Any]:
+    # look at the head first: a full null scan of a long object column is the slow part of a check
+    for part in (series.iloc[:1024], series):
+        mask = part.notna().to_numpy()
+        if mask.any():
+            return True, part.iloc[int(mask.argmax())]
+    return False, None
 
 
 def infer_kind(series: pd.Series, categorical: bool) -> Kind:
@@ -290,7 +298,7 @@ def _serialize(profile: ReferenceProfile) -> bytes:
         {"format": FORMAT_VERSION, "n_rows": profile.n_rows, "columns": cols}, sort_keys=True, allow_nan=False
     ).encode()
     payload = struct.pack("<Q", len(header)) + header + b"".join(blobs)
-    return _MAGIC + struct.pack("<I", FORMAT_VERSION) + zlib.compress(payload, 6)
+    return _MAGIC + struct.pack("<I", FORMAT_VERSION) + zlib.compress(payload, 1)
 
 
 def _json_label(value: Any) -> Any:

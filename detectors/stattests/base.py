@@ -48,6 +48,7 @@ class Sample:
     kind: Kind
     integer: bool = False
     n: int = field(init=False)
+    _moments: list[tuple[float, float]] = field(init=False, default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.values) != len(self.counts):
@@ -66,6 +67,12 @@ class Sample:
             integer = pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
             arr = series.to_numpy(dtype="float64", na_value=np.nan)
             arr = arr[np.isfinite(arr)]
+            if len(arr) > 50_000 and len(np.unique(arr[:5_000])) < 1_000:
+                # few distinct values in a long column: hashing beats sorting several times over
+                vc = pd.Series(arr, copy=False).value_counts(sort=False)
+                keys = vc.index.to_numpy(dtype=np.float64)
+                order = np.argsort(keys)
+                return cls(keys[order], vc.to_numpy(dtype=np.int64)[order], "numerical", integer)
             values, counts = np.unique(arr, return_counts=True)
             return cls(values, counts.astype(np.int64), "numerical", integer)
         counts_s = series.value_counts(dropna=True, sort=False)
@@ -82,10 +89,12 @@ class Sample:
         return len(self.values)
 
     def mean_std(self) -> tuple[float, float]:
-        """Mean and population standard deviation (numpy's ``std`` with ddof=0)."""
-        w = self.counts / self.n
-        mean = float(np.dot(w, self.values))
-        return mean, math.sqrt(float(np.dot(w, (self.values - mean) ** 2)))
+        """Mean and population standard deviation (numpy's ``std`` with ddof=0), computed once."""
+        if not self._moments:
+            w = self.counts / self.n
+            mean = float(np.dot(w, self.values))
+            self._moments.append((mean, math.sqrt(float(np.dot(w, (self.values - mean) ** 2)))))
+        return self._moments[0]
 
 
 def _plain(value: Any) -> Hashable:
@@ -112,6 +121,21 @@ def aligned_counts(ref: Sample, cur: Sample) -> tuple[np.ndarray, np.ndarray, np
     rc[[index[v] for v in ref.values]] = ref.counts
     cc[[index[v] for v in cur.values]] = cur.counts
     return keys_obj, rc, cc
+
+
+def merged_cdfs(ref: Sample, cur: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both empirical CDFs on the merged sorted support: (points, F_ref, F_cur), right-continuous.
+
+    The two value arrays are already sorted, so a stable sort of their concatenation is a
+    linear-time merge (timsort finds the two runs). Where a value occurs in both samples only its
+    last position carries both CDFs' full step; callers that need that take ``np.diff != 0``.
+    """
+    v = np.concatenate([ref.values, cur.values])
+    order = np.argsort(v, kind="stable")
+    v = v[order]
+    wr = np.concatenate([ref.counts, np.zeros(len(cur.values), np.int64)])[order]
+    wc = np.concatenate([np.zeros(len(ref.values), np.int64), cur.counts])[order]
+    return v, np.cumsum(wr) / ref.n, np.cumsum(wc) / cur.n
 
 
 def sturges_edges(lo: float, hi: float, size: int, integer: bool) -> np.ndarray:

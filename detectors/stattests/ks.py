@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
-from detectors.stattests.base import Kind, Sample, StatTest
+from detectors.stattests.base import Kind, Sample, StatTest, merged_cdfs
 
 # scipy's ks_2samp switches from the exact distribution to the asymptotic one above this size.
 _SCIPY_MAX_EXACT_N = 10_000
@@ -17,16 +17,11 @@ def ks_statistic(ref: Sample, cur: Sample) -> float:
     """The two-sided KS statistic from distinct values and counts, as ks_2samp computes it.
 
     Both empirical CDFs are step functions that only move at the samples' values, so the largest
-    gap is found at the union of distinct values: no need to expand or sort the raw data.
+    gap is found on the merged distinct values: no need to expand the raw data.
     """
-    keys = np.union1d(ref.values, cur.values)
-    cdf1 = np.cumsum(ref.counts)[np.searchsorted(ref.values, keys, side="right") - 1] * (
-        np.searchsorted(ref.values, keys, side="right") > 0
-    )
-    cdf2 = np.cumsum(cur.counts)[np.searchsorted(cur.values, keys, side="right") - 1] * (
-        np.searchsorted(cur.values, keys, side="right") > 0
-    )
-    diffs = cdf1 / ref.n - cdf2 / cur.n
+    v, f_ref, f_cur = merged_cdfs(ref, cur)
+    last = np.append(np.diff(v) != 0, True)  # where a value occurs twice, its last position
+    diffs = f_ref[last] - f_cur[last]
     return float(max(np.clip(-diffs.min(), 0, 1), diffs.max()))
 
 

@@ -68,6 +68,38 @@ def expected_calibration_error(proba: npt.ArrayLike, y: npt.ArrayLike, n_bins: i
     return float(round(sum(gaps) / len(p), 12))
 
 
+def expected_binary_metrics(
+    score: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64], ranks: bool = True
+) -> dict[str, float]:
+    """Binary metrics expected when row i is positive with probability ``p[i]``.
+
+    ``score`` is the model's raw score (it ranks rows for AUC and enters the log loss), ``hit``
+    the 0/1 prediction. Each row adds ``p`` to the expected positives and ``1 - p`` to the expected
+    negatives of its cell; ratio metrics are ratios of these expectations (for a chunk of
+    thousands of rows the gap to the expected ratio is far below the sampling noise).
+
+    >>> score = np.array([0.2, 0.7, 0.9])
+    >>> print(round(expected_binary_metrics(score, score, np.array([0, 1, 1]))["accuracy"], 4))
+    0.8
+    """
+    h = hit.astype(np.float64)
+    tp, fp, fn = float(p @ h), float((1 - p) @ h), float(p @ (1 - h))
+    tn = len(p) - tp - fp - fn
+    out = {
+        "accuracy": (tp + tn) / len(p),
+        "precision": tp / (tp + fp) if tp + fp > 0 else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn > 0 else float("nan"),
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else float("nan"),
+    }
+    if ranks:
+        ranked = _RankedScores(score)
+        auc, ap = ranked.auc_ap(ranked.group(p[None, :]), ranked.group(1.0 - p[None, :]), np.array([p @ (1 - p)]))
+        out["roc_auc"], out["pr_auc"] = float(auc[0]), float(ap[0])
+    q = np.clip(score, _EPS, 1 - _EPS)
+    out["log_loss"] = float(np.mean(-(p * np.log(q) + (1 - p) * np.log(1 - q))))
+    return out
+
+
 class CBPE:
     """Confidence-based performance estimation for binary and multiclass classifiers.
 
@@ -256,22 +288,7 @@ class CBPE:
         return bool(set(names) & set(self.metrics))
 
     def _expected_binary(self, raw: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64]) -> dict[str, float]:
-        h = hit.astype(np.float64)
-        tp, fp, fn = float(p @ h), float((1 - p) @ h), float(p @ (1 - h))
-        tn = len(p) - tp - fp - fn
-        out = {
-            "accuracy": (tp + tn) / len(p),
-            "precision": tp / (tp + fp) if tp + fp > 0 else float("nan"),
-            "recall": tp / (tp + fn) if tp + fn > 0 else float("nan"),
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else float("nan"),
-        }
-        if self._needs("roc_auc", "pr_auc"):
-            ranked = _RankedScores(raw)
-            auc, ap = ranked.auc_ap(ranked.group(p[None, :]), ranked.group(1.0 - p[None, :]), np.array([p @ (1 - p)]))
-            out["roc_auc"], out["pr_auc"] = float(auc[0]), float(ap[0])
-        q = np.clip(raw, _EPS, 1 - _EPS)
-        out["log_loss"] = float(np.mean(-(p * np.log(q) + (1 - p) * np.log(1 - q))))
-        return out
+        return expected_binary_metrics(raw, p, hit, ranks=self._needs("roc_auc", "pr_auc"))
 
     def _draws(self, n: int) -> list[int]:
         # Batches keep the (draws x rows) label matrix near 4M cells whatever the chunk size.

@@ -135,7 +135,7 @@ class ConfigScheduler(Scheduler):
         self.lock = RedisLock(redis.Redis.from_url(self.service.broker_url), BEAT_LOCK, self.lock_seconds)
         self.tick_seconds = float(app.conf.get("retrain_tick_seconds") or 60.0)
         self.deliver_seconds = float(app.conf.get("retrain_deliver_seconds") or 10.0)
-        self.leader = False
+        self.leader: bool | None = None  # unknown until the first tick
         super().__init__(app, *args, **kwargs)
 
     def setup_schedule(self) -> None:

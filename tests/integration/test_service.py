@@ -74,3 +74,80 @@ def test_duplicated_task_gives_one_retrain_run_end_to_end(world: World) -> None:
     )
     assert len(set(world.receiver.ids)) == len(world.receiver.ids)
     assert world.receiver.rejected == 0
+
+
+def test_worker_killed_mid_check_leaves_a_check_that_is_redone_once(world: World) -> None:
+    world.add_model("steady", kind="none")
+    first = world.worker("victim", queues="checks", concurrency=1)
+    app = world.celery()
+    key = "sched:steady:kill-test"
+    app.send_task("retrain.check", args=["steady"], kwargs={"request_key": key})
+
+    def running() -> CheckRow | None:
+        rows = [c for c in world.store.checks("steady") if c.request_key == key]
+        return rows[0] if rows and rows[0].status == "running" else None
+
+    started = wait_until("the check to start", running, 90, every=0.01)
+    os.killpg(first.pid, signal.SIGKILL)  # the whole worker, as when a machine dies
+    first.wait(timeout=10)
+    killed_at = time.monotonic()
+    (left,) = world.store.checks("steady")
+    assert left.status == "running" and left.id == started.id
+    assert world.store.decision_for_check(left.id) is None
+
+    world.worker("rescuer", queues="checks", concurrency=1)
+
+    def done() -> CheckRow | None:
+        rows = world.store.checks("steady")
+        return rows[0] if rows and rows[0].status == "done" else None
+
+    redone = wait_until("the redelivered check to finish", done, 90)
+    assert time.monotonic() - killed_at > 5, "redelivered only after the visibility timeout"
+    assert redone.id == started.id and redone.request_key == key
+    assert redone.started_at > started.started_at
+    assert len(world.store.checks("steady")) == 1
+    assert len(world.store.decisions("steady")) == 1
+    assert "rescuer@" in world.log("rescuer") and "retrain.check" in world.log("rescuer")
+
+
+def test_receiver_returning_500_gets_every_event_once_it_recovers(world: World) -> None:
+    """Beat alone drives this: its timer checks every model, its deliver entry drains the outbox."""
+    world.add_model("alpha", kind="none", seed=1)
+    world.add_model("beta", kind="concept", seed=2)
+    world.receiver.fail_next(8)
+    world.worker("w1", concurrency=2)
+    beats = ["--tick-seconds", "3", "--deliver-seconds", "1", "--lock-seconds", "6"]
+    world.start("beat", *beats, ready="beat: Starting", log_name="beat-1.log")
+    world.start("beat", *beats, ready="beat: Starting", log_name="beat-2.log")
+
+    def webhooks_settled() -> bool:
+        with world.store.session() as s:
+            rows = s.execute(sa.select(OutboxRow.kind, OutboxRow.status)).all()
+        retrain_done = all(r.state in ("promoted", "rejected", "failed") for r in world.store.retrains())
+        return bool(rows) and retrain_done and all(st != "pending" for _, st in rows) and len(rows) >= 7
+
+    wait_until("every outbox item to be delivered", webhooks_settled, 150, every=0.5)
+    # a model file added while everything runs is picked up by beat and the workers, no restart
+    world.add_model("gamma", kind="none", seed=3)
+    wait_until("a decision for the new model", lambda: world.store.decisions("gamma"), 60, every=0.5)
+    wait_until("its webhook", lambda: any(e["model"] == "gamma" for e in world.receiver.events), 30)
+
+    with world.store.session() as s:
+        hooks = s.execute(sa.select(OutboxRow).where(OutboxRow.kind == "webhook")).scalars().all()
+    sent = [h for h in hooks if h.status == "delivered"]
+    assert sent and all(h.status in ("delivered", "suppressed") for h in hooks)
+    assert world.receiver.failed_on_purpose == 8 and world.receiver.rejected == 0
+    assert len(world.receiver.ids) == len(set(world.receiver.ids)) == len(sent)
+    assert {e["model"] for e in world.receiver.events} == {"alpha", "beta", "gamma"}
+    kinds = Counter(e["type"] for e in world.receiver.events)
+    assert kinds["retrain.triggered"] == 1 and kinds["retrain.completed"] == 1
+    failed_attempts = [n for n in world.store.notifications(limit=500) if n.status_code == 500]
+    assert len(failed_attempts) == 8
+    assert max(h.attempts for h in sent) >= 2
+
+    # one decision per model per slot, although two beats ran and the timer fired many times
+    for model in ("alpha", "beta", "gamma"):
+        assert len(world.store.decisions(model)) == 1
+    active = ["this beat is active" in world.log(f"beat-{i}") for i in (1, 2)]
+    standby = ["standing by" in world.log(f"beat-{i}") for i in (1, 2)]
+    assert sorted(active) == [False, True] and standby == [not a for a in active]

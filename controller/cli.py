@@ -88,7 +88,7 @@ def check(
     if act and outcome.retrain_id is not None:
         retrain = run_retrain(ctx, outcome.retrain_id)
     if act:
-        deliver_outbox(ctx, now=when)
+        deliver_outbox(ctx)
     d = outcome.decision
     if as_json:
         from controller.store import to_jsonable

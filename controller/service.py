@@ -542,9 +542,11 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
     store, registry = ctx.store, ctx.registry
     if cfg.trainer is None:
         raise GiveUp(f"model {cfg.name} has no trainer in {cfg.source_file}")
-    now = ctx.clock()
+    # Train on the data up to the decision that asked for this retrain, not up to whenever a
+    # worker got to it: the same retrain gives the same challenger.
+    as_of = store.retrain(retrain_id).created_at
     champion = registry.resolve(cfg.registered_model, cfg.alias)
-    window = load_window(cfg, now, hours=cfg.trainer.window_hours)
+    window = load_window(cfg, as_of, hours=cfg.trainer.window_hours)
     labeled = window.labeled.sort_values(cfg.data.time_column, kind="stable").reset_index(drop=True)
     if len(labeled) < max(2 * cfg.data.min_labeled_rows, 20):
         raise GiveUp(f"only {len(labeled)} labeled rows in the training window of {cfg.name}")

@@ -1,0 +1,80 @@
+"""The CLI's contract: JSON for machines, one-line errors with exit code 2 for people."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.cli import run
+from controller.config import load_models, load_service_config
+from controller.registry import MlflowRegistry, TrainingRecord
+from controller.service import build_baseline, features_of
+from controller.trainers import sklearn_classifier
+from tests.helpers import T0, make_rows, write_configs
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    week = make_rows(3000, T0, seed=21, flip=True)
+    (tmp_path / "data").mkdir()
+    week.drop(columns="label").to_parquet(tmp_path / "data" / "w.parquet")
+    week[["id", "label"]].to_parquet(tmp_path / "labels.parquet")
+    path = write_configs(tmp_path, "data/*.parquet", labels="labels.parquet")
+    service = load_service_config(path, env={})
+    cfg = load_models(service)["m1"]
+    ref = make_rows(3000, T0 - timedelta(days=14), seed=22)
+    features = features_of(cfg, list(ref.columns))
+    clf = sklearn_classifier(ref.iloc[:2000], features=features, target="label")
+    registry = MlflowRegistry(service.mlflow_tracking_uri, artifact_root=service.mlflow_artifact_root)
+    v = registry.log_version(
+        "m1", TrainingRecord(clf, build_baseline(cfg, clf, ref.iloc[:2000], ref.iloc[2000:], features), {}, {}, 60.0)
+    )
+    registry.set_alias("m1", "champion", v.version)
+    return path
+
+
+def test_check_json_then_status_and_history(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    now = (T0 + timedelta(days=7)).isoformat()
+    assert run(["check", "m1", "--config", str(config), "--json", "--now", now]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["decision"] == "TRIGGER" and out["signal_source"] == "realized"
+    assert out["retrain"]["state"] in {"promoted", "rejected"}
+    assert set(out["numbers"]) >= {"loss_per_day", "retrain_cost", "net_value", "roi", "budget_left"}
+    assert run(["status", "--config", str(config), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["models"][0]["decision"] == "TRIGGER"
+    assert status["outbox"].get("pending", 0) == 0
+    assert run(["history", "m1", "--config", str(config), "--json"]) == 0
+    hist = json.loads(capsys.readouterr().out)
+    assert len(hist["decisions"]) == 1 and len(hist["retrains"]) == 1
+
+
+def test_approve_and_veto_are_recorded(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["veto", "m1", "--author", "platform", "--reason", "freeze", "--config", str(config)]) == 0
+    assert run(["check", "m1", "--config", str(config), "--json", "--now", (T0 + timedelta(days=7)).isoformat()]) == 0
+    out = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert out["decision"] == "VETO" and "manual_veto" in out["reasons"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "nope"], "unknown model 'nope'"),
+        (["check", "m1", "--now", "yesterday"], "not an ISO time"),
+        (["approve", "m1", "--author", " ", "--reason", "x"], "must not be empty"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(
+    config: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert run([*args, "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["status", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "file not found" in capsys.readouterr().err

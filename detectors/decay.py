@@ -227,6 +227,42 @@ def trust_weight(past_abs_errors: Sequence[float], tolerance_points: float, prio
     return float(min(1.0, max(0.0, 1.0 - mean_points / tolerance_points)))
 
 
+def select_current(
+    realized: MetricValue | None,
+    estimated: MetricEstimate | None,
+    *,
+    past_abs_errors: Sequence[float] = (),
+    tolerance_points: float = 1.0,
+    min_trust: float = 0.25,
+) -> tuple[MetricValue | MetricEstimate | None, Source, float]:
+    """Pick the figure a check acts on: realized where labels allow, the estimate otherwise.
+
+    Returns the figure, its source and the estimate's trust weight. An estimate is discounted by
+    what it got wrong before: its interval is widened on both sides by the root mean square of
+    its past errors (so a source that missed by 2 points cannot call a 1-point drop
+    significant), and it is dropped (source ``none``) when its trust falls below ``min_trust``.
+
+    >>> est = MetricEstimate(0.85, 0.84, 0.86)
+    >>> cur, source, trust = select_current(None, est, past_abs_errors=[0.01, 0.01], tolerance_points=5.0)
+    >>> print(source, round(trust, 2), round(cur.lower, 3), round(cur.upper, 3))
+    estimated 0.92 0.83 0.87
+    >>> select_current(MetricValue(0.8, 0.78, 0.82, 900, "ok"), est)[1]
+    'realized'
+    """
+    trust = trust_weight(past_abs_errors, tolerance_points)
+    if realized is not None and realized.status == "ok" and realized.value is not None:
+        return realized, "realized", trust
+    if estimated is None or not np.isfinite(estimated.estimate) or trust < min_trust:
+        return None, "none", trust
+    errors = [float(e) for e in past_abs_errors if e is not None and np.isfinite(e)]
+    if errors:
+        rms = float(np.sqrt(np.mean(np.square(errors))))
+        estimated = MetricEstimate(
+            estimated.estimate, estimated.lower - rms, estimated.upper + rms, estimated.n, estimated.std
+        )
+    return estimated, "estimated", trust
+
+
 def _unpack(current: MetricValue | MetricEstimate | None) -> tuple[float | None, float | None, float | None]:
     if current is None:
         return None, None, None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from controller.decision import Signals
-from detectors.decay import cusum, decay_signal, estimation_error, trust_weight
+from detectors.decay import cusum, decay_signal, estimation_error, select_current, trust_weight
 from detectors.estimation import MetricEstimate
 from detectors.performance import MetricValue
 
@@ -88,3 +88,21 @@ def test_rejects_bad_arguments() -> None:
         decay_signal("accuracy", 0.9, None, "guessed", [], 1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tolerance"):
         decay_signal("accuracy", 0.9, None, "realized", [], -1.0)
+
+
+def test_select_current_prefers_realized_and_discounts_an_untrusted_estimate() -> None:
+    realized = MetricValue(0.80, 0.78, 0.82, 900, "ok")
+    est = MetricEstimate(0.85, 0.845, 0.855)
+    assert select_current(realized, est) == (realized, "realized", 1.0)
+    scarce = MetricValue(None, None, None, 40, "insufficient")
+    cur, source, trust = select_current(scarce, est)
+    assert (cur, source, trust) == (est, "estimated", 1.0)
+    # An estimate that missed by ~1.5 points before no longer calls a 1-point drop significant.
+    past = [0.015, 0.012, 0.018]
+    cur, source, trust = select_current(scarce, est, past_abs_errors=past, tolerance_points=5.0)
+    assert source == "estimated" and 0 < trust < 1 and isinstance(cur, MetricEstimate)
+    sig = decay_signal("accuracy", 0.865, cur, source, [], 5.0)
+    assert not sig.significant
+    assert decay_signal("accuracy", 0.865, est, "estimated", [], 5.0).significant
+    # An estimate that misses by more than the tolerance is not used at all.
+    assert select_current(scarce, est, past_abs_errors=[0.08] * 10, tolerance_points=5.0)[:2] == (None, "none")

@@ -67,6 +67,13 @@ class Sample:
             integer = pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
             arr = series.to_numpy(dtype="float64", na_value=np.nan)
             arr = arr[np.isfinite(arr)]
+            if integer and len(arr) > 50_000:
+                lo, hi = int(arr.min()), int(arr.max())
+                if hi - lo <= 4 * len(arr):
+                    # integers in a modest range: counting beats sorting by an order of magnitude
+                    counts = np.bincount((arr - lo).astype(np.int64), minlength=hi - lo + 1)
+                    present = np.flatnonzero(counts)
+                    return cls((present + lo).astype(np.float64), counts[present], "numerical", integer)
             if len(arr) > 50_000 and len(np.unique(arr[:5_000])) < 1_000:
                 # few distinct values in a long column: hashing beats sorting several times over
                 vc = pd.Series(arr, copy=False).value_counts(sort=False)

@@ -266,6 +266,72 @@ def history(
         c.print(r_t)
 
 
+@app.command()
+def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Inventory of every watched model; exits 1 when one breaks a governance rule (a CI/CD gate)."""
+    from controller.economics import governance_violations
+    from controller.service import owner_of
+
+    ctx = _context(config)
+    now = ctx.clock()
+    rows = []
+    for name, cfg in sorted(ctx.models.items()):
+        policy = ctx.policy(cfg)
+        try:
+            tags = ctx.registry.model_tags(cfg.registered_model)
+        except GiveUp:
+            tags = {}
+        spend = ctx.store.spent(f"model:{name}", now)
+        source = cfg.data.source
+        where = source.path if source.kind == "files" else (source.table or "query")
+        econ = cfg.economics
+        rows.append(
+            {
+                "model": name,
+                "registered_model": cfg.registered_model,
+                "owner": owner_of(cfg, tags),
+                "team": cfg.team,
+                "business_purpose": cfg.business_purpose or tags.get("business_purpose"),
+                "infrastructure": econ.infrastructure if econ else None,
+                "training_data": f"{source.kind}:{where}",
+                "update_frequency": cfg.schedule.cron or f"every {cfg.schedule.every}",
+                "spend_this_month": spend,
+                "monthly_budget": policy.monthly_budget,
+                "violations": governance_violations(
+                    owner_of(cfg, tags),
+                    cfg.business_purpose or tags.get("business_purpose"),
+                    econ,
+                    team=cfg.team,
+                    monthly_spend=spend,
+                    monthly_budget=policy.monthly_budget,
+                ),
+            }
+        )
+    broken = [r for r in rows if r["violations"]]
+    if as_json:
+        print(json.dumps({"models": rows, "compliant": not broken}, indent=2))
+    else:
+        t = Table(title="Model inventory")
+        for col in ("model", "owner", "purpose", "infra", "training data", "updates", "spend / budget", "violations"):
+            t.add_column(col, overflow="fold")
+        for r in rows:
+            t.add_row(
+                r["model"],
+                r["owner"] or "-",
+                r["business_purpose"] or "-",
+                r["infrastructure"] or "-",
+                r["training_data"],
+                r["update_frequency"],
+                f"{_money(r['spend_this_month'])} / {_money(r['monthly_budget'])}",
+                "\n".join(r["violations"]) or "ok",
+            )
+        c = console()
+        c.print(t)
+        c.print(f"{len(broken)} of {len(rows)} model(s) break a governance rule" if broken else "all models compliant")
+    if broken:
+        raise typer.Exit(1)
+
+
 @config_app.command("validate")
 def config_validate(config: ConfigOpt = None) -> None:
     """Check controller.yaml, every model file, their policies and trainers."""
@@ -342,7 +408,10 @@ def _parse_time(text: str) -> datetime:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (user errors: 2, temporary failures: 75)."""
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a typer.Exit.
+        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (UserError, GiveUp) as exc:

@@ -78,3 +78,18 @@ def test_user_errors_are_one_line_exit_2(
 def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["status", "--config", str(tmp_path / "none.yaml")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_audit_gates_on_governance(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["audit", "--config", str(config), "--json"]) == 0
+    ok = json.loads(capsys.readouterr().out)
+    assert ok["compliant"] and ok["models"][0]["owner"] == "team-a@example.com"
+    model_file = config.parent / "models" / "m1.yaml"
+    text = model_file.read_text().replace("business_purpose: test\n", "")
+    cut = text.index("economics:")
+    end = text.index("name: m1")
+    model_file.write_text(text[:cut] + text[end:])
+    assert run(["audit", "--config", str(config), "--json"]) == 1
+    bad = json.loads(capsys.readouterr().out)
+    violations = " ".join(bad["models"][0]["violations"])
+    assert "no cost metadata" in violations and "no business purpose" in violations

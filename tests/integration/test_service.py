@@ -151,3 +151,49 @@ def test_receiver_returning_500_gets_every_event_once_it_recovers(world: World) 
     active = ["this beat is active" in world.log(f"beat-{i}") for i in (1, 2)]
     standby = ["standing by" in world.log(f"beat-{i}") for i in (1, 2)]
     assert sorted(active) == [False, True] and standby == [not a for a in active]
+
+
+def test_mlflow_server_stopped_and_restarted_gets_every_tag(world: World) -> None:
+    """Runs last in this file: it stops the session's MLflow server and starts it again."""
+    cfgs = [world.add_model(name, kind="none", seed=i) for i, name in enumerate(("north", "south"))]
+    world.worker("checker", queues="checks", concurrency=2)
+    app = world.celery()
+    results = [app.send_task("retrain.check", args=[c.name], kwargs={"request_key": f"k-{c.name}"}) for c in cfgs]
+    decided = [r.get(timeout=120) for r in results]
+    assert all(d["decision"] in ("DEFER", "VETO", "TRIGGER") for d in decided)
+
+    def tag_items() -> list[OutboxRow]:
+        with world.store.session() as s:
+            return list(s.scalars(sa.select(OutboxRow).where(OutboxRow.kind == "mlflow_tags")))
+
+    assert len(tag_items()) == 2 and all(i.status == "pending" for i in tag_items())
+    world.mlflow.stop()
+    try:
+        world.worker("notifier", queues="notify", concurrency=1)
+        world.start(
+            "beat", "--tick-seconds", "3600", "--deliver-seconds", "1", ready="beat: Starting", log_name="beat.log"
+        )
+
+        def failing() -> bool:
+            items = tag_items()
+            return all(i.attempts >= 2 and i.status == "pending" for i in items)
+
+        wait_until("tag deliveries to fail while MLflow is down", failing, 60, every=0.5)
+        errors = [n for n in world.store.notifications(limit=200) if n.event_type == "mlflow_tags"]
+        assert errors and not any(n.ok for n in errors)
+        assert all("unreachable" in (n.error or "") or "Connection" in (n.error or "") for n in errors)
+        # webhooks do not wait for MLflow
+        assert wait_until("the webhooks", lambda: len(world.receiver.events) == 2, 30)
+    finally:
+        world.mlflow.start()
+    wait_until("every tag to be delivered", lambda: all(i.status == "delivered" for i in tag_items()), 120, every=0.5)
+    client = MlflowClient(tracking_uri=world.mlflow.url, registry_uri=world.mlflow.url)
+    for cfg, d in zip(cfgs, decided, strict=True):
+        tags = client.get_model_version(cfg.registered_model, "1").tags
+        assert tags["retrain.decision"] == d["decision"]
+        assert tags["retrain.checked_at"] and tags["retrain.reason"] is not None
+    assert all(i.attempts >= 3 for i in tag_items())
+    assert sorted(n.ok for n in world.store.notifications(limit=500) if n.event_type == "mlflow_tags")[-2:] == [
+        True,
+        True,
+    ]

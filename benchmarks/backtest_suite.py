@@ -65,7 +65,9 @@ def main() -> None:
             ctrl, oracle = r.policy("controller"), r.policy("oracle")
             best_periodic = min(q.vs_oracle for q in r.policies if q.name.startswith("periodic"))
             drift = r.policy("drift-only").vs_oracle
-            ok = ctrl.vs_oracle <= 1.05 and ctrl.vs_oracle < best_periodic and ctrl.vs_oracle < drift
+            # "below" a baseline; a tie counts only when both already match the oracle
+            optimal = ctrl.vs_oracle <= 1.0 + 1e-9
+            ok = ctrl.vs_oracle <= 1.05 and (optimal or (ctrl.vs_oracle < best_periodic and ctrl.vs_oracle < drift))
             if oracle.retrains == 0:
                 ok = ok and ctrl.retrains <= 1
             verdicts.add_row(

@@ -18,7 +18,7 @@ from tests.integration.conftest import World, wait_until
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.mlflow_server, pytest.mark.slow]
 
 
-def count(world: World, query: sa.Select[tuple[int]]) -> int:
+def count(world: World, query: sa.Select[int]) -> int:
     with world.store.session() as s:
         return int(s.scalar(query) or 0)
 

@@ -38,6 +38,7 @@ from controller.policy import PolicyConfig
 from controller.registry import Baseline, MlflowRegistry, Registry, TrainingRecord, VersionInfo
 from controller.store import Store, to_jsonable, utcnow
 from controller.trainers import import_trainer
+from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
 from detectors.estimation import CBPE
 from detectors.performance import baseline_metrics, higher_is_better, realized_performance
@@ -207,6 +208,8 @@ def metric_on(cfg: ModelConfig, model: Any, rows: pd.DataFrame, features: Sequen
 def _performance(
     ctx: Context,
     cfg: ModelConfig,
+    policy: PolicyConfig,
+    version: str,
     window: Window,
     baseline: Baseline,
     pred: np.ndarray,
@@ -214,7 +217,12 @@ def _performance(
     metric: str,
     check_id: int,
 ) -> dict[str, Any]:
-    """Realized performance when enough labels arrived, a label-free estimate otherwise."""
+    """The decay signal: realized where enough labels arrived, the label-free estimate otherwise.
+
+    The estimate is discounted by its own past errors (stored whenever both figures exist for a
+    window), and dropped when it has proved untrustworthy; the trend over the version's past
+    checks gives a change alarm and a forecast of when the drop crosses the tolerance.
+    """
     out: dict[str, Any] = {
         "metric": metric,
         "baseline": baseline.metrics.get(metric),
@@ -237,39 +245,45 @@ def _performance(
             # An estimate is compared with the estimator's own view of the reference, so the
             # sampling noise of the holdout's realized labels does not pass for decay.
             ref_estimate = est.estimate(_positive(ref_proba), ref["y_pred"].to_numpy())[metric].estimate
-    if int(mask.sum()) >= cfg.data.min_labeled_rows:
-        rep = realized_performance(
+    realized = None
+    if mask.any():
+        realized = realized_performance(
             window.rows.loc[mask, label].to_numpy(),
             pred[mask],
             None if proba is None else _proba_for_metrics(proba[mask]),
             task=cfg.task,
             metrics=[metric],
             min_samples=cfg.data.min_labeled_rows,
-        )
-        mv = rep.metrics[metric]
-        if mv.status == "ok" and mv.value is not None:
-            out.update(
-                source="realized",
-                current=mv.value,
-                current_low=mv.lower,
-                current_high=mv.upper,
-                n_labeled=int(mask.sum()),
-                coverage=window.coverage,
-            )
-            if estimate is not None and mask.all():
-                ctx.store.record_estimation_error(cfg.name, metric, check_id, estimate.estimate, mv.value)
-                out["estimate"] = estimate.estimate
-            return out
-    if estimate is not None:
-        out.update(
-            source="estimated",
-            baseline=ref_estimate,
-            current=estimate.estimate,
-            current_low=estimate.lower,
-            current_high=estimate.upper,
-            n_labeled=int(mask.sum()),
-            coverage=window.coverage,
-        )
+        ).metrics[metric]
+        out["realized_status"] = realized.status
+        if realized.status == "ok" and realized.value is not None and estimate is not None and mask.all():
+            ctx.store.record_estimation_error(cfg.name, metric, check_id, estimate.estimate, realized.value)
+            out["estimate"] = estimate.estimate
+    past_errors = ctx.store.estimation_errors(cfg.name, metric)
+    current, source, trust = select_current(
+        realized, estimate, past_abs_errors=past_errors, tolerance_points=policy.tolerance_points
+    )
+    out.update(n_labeled=int(mask.sum()), coverage=window.coverage, estimate_trust=trust)
+    base = ref_estimate if source == "estimated" else baseline.metrics.get(metric)
+    if source == "none" or base is None:
+        return out
+    period = (cfg.schedule.seconds or 86400.0) / 3600.0
+    decay = decay_signal(
+        metric,
+        base,
+        current,
+        source,
+        ctx.store.metric_history(cfg.name, metric, version=version),
+        policy.tolerance_points,
+        higher_is_better=higher_is_better(metric),
+        period_hours=period,
+    )
+    out.update(decay.to_signal_fields())
+    out.update(
+        change_detected=decay.change_detected,
+        forecast_hours_to_tolerance=decay.forecast_hours_to_tolerance,
+        p_value=decay.p_value,
+    )
     return out
 
 
@@ -417,7 +431,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
                 pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
             else:
                 pred, proba = score(model, rows, features)
-            perf = _performance(ctx, cfg, window, baseline, pred, proba, metric, check_id)
+            perf = _performance(ctx, cfg, policy, version.version, window, baseline, pred, proba, metric, check_id)
             if baseline.scores is not None and len(pred):
                 ref_pred = baseline.scores[["y_pred"]].rename(columns={"y_pred": "prediction"})
                 cur_pred = pd.DataFrame({"prediction": pred})

@@ -395,20 +395,18 @@ class Store:
             q = sa.select(CheckRow).where(CheckRow.model == model).order_by(CheckRow.id.desc()).limit(limit)
             return list(s.scalars(q))
 
-    def metric_history(self, model: str, metric: str, limit: int = 50) -> list[float]:
-        """Past values of a metric for a model, oldest first."""
+    def metric_history(self, model: str, metric: str, limit: int = 50, version: str | None = None) -> list[float]:
+        """Past values of a metric for a model (optionally one version), oldest first."""
         with self.session() as s:
-            q = (
-                sa.select(CheckRow.metric_value)
-                .where(
-                    CheckRow.model == model,
-                    CheckRow.metric == metric,
-                    CheckRow.metric_value.is_not(None),
-                    CheckRow.status == "done",
-                )
-                .order_by(CheckRow.id.desc())
-                .limit(limit)
+            q = sa.select(CheckRow.metric_value).where(
+                CheckRow.model == model,
+                CheckRow.metric == metric,
+                CheckRow.metric_value.is_not(None),
+                CheckRow.status == "done",
             )
+            if version is not None:
+                q = q.where(CheckRow.version == version)
+            q = q.order_by(CheckRow.id.desc()).limit(limit)
             return [float(v) for v in reversed(list(s.scalars(q))) if v is not None]
 
     # retrains -------------------------------------------------------------------------------

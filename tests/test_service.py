@@ -145,3 +145,18 @@ def test_cron_matching() -> None:
     assert not cron_matches("30 9 * * 2", when)
     assert cron_matches("*/10 8-10 * * *", when)
     assert not cron_matches("*/7 * * * *", when.replace(minute=31))
+
+
+def test_estimate_error_is_stored_and_partial_labels_fall_back_to_the_estimate(tmp_path: Path) -> None:
+    week = make_rows(3000, T0, seed=23)
+    ctx = _setup(tmp_path, week)
+    first = run_check(ctx, "m1")
+    assert first.signals["source"] == "realized"
+    errors = ctx.store.estimation_errors("m1", "accuracy")
+    assert len(errors) == 1 and errors[0] < 0.03  # CBPE against the realized accuracy of the same rows
+    # Only 5% of the next window's labels have arrived: too few to act on, so the estimate is used.
+    week.sample(frac=0.05, random_state=1)[["id", "label"]].to_parquet(tmp_path / "labels.parquet")
+    second = run_check(ctx, "m1", now=T0 + WEEK + timedelta(hours=1))
+    assert second.signals["realized_status"] == "insufficient"
+    assert second.signals["source"] == "estimated" and 100 < second.signals["n_labeled"] <= 150
+    assert 0 < second.signals["estimate_trust"] <= 1

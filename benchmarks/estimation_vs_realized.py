@@ -12,7 +12,7 @@ Generated data, four scenarios, chunks of ``--chunk-rows`` rows (default 5,000):
 Per scenario and metric it prints the mean absolute error of the estimate against the realized
 value per chunk, the share of chunks whose interval covers the realized value, the range of the
 realized metric over the chunks (so an MAE can be read against how much there was to track),
-and, for binary data, the noise floor: the MAE of the *true* expected metric (computed from the
+and, for classifiers, the noise floor: the MAE of the *true* expected metric (computed from the
 generator's ``P(y | x)``), which no estimator can beat because the realized metric is itself a
 random draw. For the concept-drift scenario it also prints what the estimate misses: the realized
 drop from the first to the last chunks against the estimated drop.
@@ -41,7 +41,13 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detectors.estimation import CBPE, DirectLossEstimator, MetricEstimate, expected_binary_metrics
+from detectors.estimation import (
+    CBPE,
+    DirectLossEstimator,
+    MetricEstimate,
+    expected_binary_metrics,
+    expected_multiclass_metrics,
+)
 from detectors.performance import baseline_metrics
 
 D = 6
@@ -118,27 +124,28 @@ def binary(n_chunks: int, chunk_rows: int, rng: np.random.Generator, concept: bo
 def multiclass(n_chunks: int, chunk_rows: int, rng: np.random.Generator) -> dict[str, Tally]:
     weights = rng.normal(size=(D, 3)) * 1.2
 
-    def draw(n: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def draw(n: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = rng.normal(size=(n, D)) + mean
         z = X @ weights + 0.8 * np.column_stack([X[:, 0] * X[:, 1], np.sin(2 * X[:, 2]), np.zeros(n)])
         p = np.exp(z - z.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         y = np.minimum((rng.uniform(size=(n, 1)) > p.cumsum(axis=1)).sum(axis=1), 2)
-        return X, y
+        return X, y, p
 
     metrics = ("roc_auc", "accuracy", "f1", "log_loss")
-    X, y = draw(60_000, np.zeros(D))
+    X, y, _ = draw(60_000, np.zeros(D))
     model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=0).fit(X, y)
-    X, y = draw(50_000, np.zeros(D))
+    X, y, _ = draw(50_000, np.zeros(D))
     cbpe = CBPE(metrics=metrics).fit(model.predict_proba(X), y)
     tallies = {m: Tally() for m in metrics}
     for c in range(n_chunks):
-        X, y = draw(chunk_rows, _shift(c, n_chunks))
+        X, y, truth = draw(chunk_rows, _shift(c, n_chunks))
         proba = model.predict_proba(X)
         est = cbpe.estimate(proba)
         real = baseline_metrics(y, proba=proba, classes=[0, 1, 2])
+        ideal = expected_multiclass_metrics(proba, truth, proba.argmax(axis=1))
         for m in metrics:
-            tallies[m].add(est[m], real[m])
+            tallies[m].add(est[m], real[m], ideal[m])
     return tallies
 
 

@@ -100,6 +100,42 @@ def expected_binary_metrics(
     return out
 
 
+def expected_multiclass_metrics(
+    score: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64], ranks: bool = True
+) -> dict[str, float]:
+    """Multiclass metrics expected when row i is of class j with probability ``p[i, j]``.
+
+    Macro averages as in :mod:`detectors.performance`; AUC and average precision are one-vs-rest
+    on the raw ``score`` columns with fractional labels ``p[:, j]``.
+
+    >>> p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
+    >>> print(round(expected_multiclass_metrics(p, p, p.argmax(axis=1))["accuracy"], 4))
+    0.7
+    """
+    n, k = p.shape
+    onehot = np.eye(k)[hit]
+    tp = (p * onehot).sum(axis=0)
+    pred_pos, act_pos = onehot.sum(axis=0), p.sum(axis=0)
+    out = {
+        "accuracy": float(tp.sum() / n),
+        "precision": float(np.mean(np.where(pred_pos > 0, tp / np.maximum(pred_pos, 1), 0.0))),
+        "recall": float(np.mean(tp / act_pos)),
+        "f1": float(np.mean(2 * tp / (pred_pos + act_pos))),
+    }
+    if ranks:
+        aucs, aps = [], []
+        for j in range(k):
+            ranked = _RankedScores(score[:, j])
+            pj = p[None, :, j]
+            auc, ap = ranked.auc_ap(ranked.group(pj), ranked.group(1.0 - pj), np.array([pj[0] @ (1 - pj[0])]))
+            aucs.append(float(auc[0]))
+            aps.append(float(ap[0]))
+        out["roc_auc"], out["pr_auc"] = float(np.mean(aucs)), float(np.mean(aps))
+    q = np.clip(score / score.sum(axis=1, keepdims=True), _EPS, 1 - _EPS)
+    out["log_loss"] = float(np.mean(np.sum(-p * np.log(q), axis=1)))
+    return out
+
+
 class CBPE:
     """Confidence-based performance estimation for binary and multiclass classifiers.
 
@@ -329,28 +365,7 @@ class CBPE:
         return {m: np.concatenate(v) for m, v in parts.items()}
 
     def _expected_multiclass(self, raw: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64]) -> dict[str, float]:
-        n, k = p.shape
-        onehot = np.eye(k)[hit]
-        tp = (p * onehot).sum(axis=0)
-        pred_pos, act_pos = onehot.sum(axis=0), p.sum(axis=0)
-        out = {
-            "accuracy": float(tp.sum() / n),
-            "precision": float(np.mean(np.where(pred_pos > 0, tp / np.maximum(pred_pos, 1), 0.0))),
-            "recall": float(np.mean(tp / act_pos)),
-            "f1": float(np.mean(2 * tp / (pred_pos + act_pos))),
-        }
-        if self._needs("roc_auc", "pr_auc"):
-            aucs, aps = [], []
-            for j in range(k):
-                ranked = _RankedScores(raw[:, j])
-                pj = p[None, :, j]
-                auc, ap = ranked.auc_ap(ranked.group(pj), ranked.group(1.0 - pj), np.array([pj[0] @ (1 - pj[0])]))
-                aucs.append(float(auc[0]))
-                aps.append(float(ap[0]))
-            out["roc_auc"], out["pr_auc"] = float(np.mean(aucs)), float(np.mean(aps))
-        q = np.clip(raw / raw.sum(axis=1, keepdims=True), _EPS, 1 - _EPS)
-        out["log_loss"] = float(np.mean(np.sum(-p * np.log(q), axis=1)))
-        return out
+        return expected_multiclass_metrics(raw, p, hit, ranks=self._needs("roc_auc", "pr_auc"))
 
     def _simulate_multiclass(
         self, raw: FloatArray, ps: FloatArray, hit: npt.NDArray[np.int64]

@@ -450,13 +450,23 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
         dataset_drift=dataset_drift,
         quality_failures=failures,
         n_rows=len(rows),
+        **_reuse_candidate(ctx, cfg, version, window, features, metric, perf["source"]),
     )
     state, approval_id = model_state(ctx, cfg, model_tags, policy, now)
     economics = economics_of(ctx, cfg, version.version)
     decision = decide(signals, economics, state, policy, now)
 
     retrain: dict[str, Any] | None = None
-    if decision.action == Action.TRIGGER and economics is not None:
+    if decision.action == Action.TRIGGER and decision.promote_version is not None:
+        # Reuse: an existing version fits the current data; evaluate and promote it, no training.
+        retrain = {
+            "idempotency_key": f"retrain:{cfg.name}:check:{check_id}",
+            "state": "queued",
+            "cost_estimate": 0.0,
+            "champion_version": version.version,
+            "challenger_version": decision.promote_version,
+        }
+    elif decision.action == Action.TRIGGER and economics is not None:
         caps = {f"model:{cfg.name}": policy.monthly_budget}
         if cfg.team:
             caps[f"team:{cfg.team}"] = ctx.service.team_budgets.get(cfg.team)
@@ -483,6 +493,26 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     return CheckOutcome(
         cfg.name, check_id, decision_id, decision, retrain_id, version=version.version, signals=signal_record
     )
+
+
+def _reuse_candidate(
+    ctx: Context,
+    cfg: ModelConfig,
+    champion: VersionInfo,
+    window: Window,
+    features: Sequence[str],
+    metric: str,
+    source: str,
+) -> dict[str, Any]:
+    """The ``challenger`` version's metric on the labeled current rows, for the decision's reuse check."""
+    if source != "realized":
+        return {}
+    found = ctx.registry.find_alias(cfg.registered_model, CHALLENGER)
+    if found is None or found.version == champion.version:
+        return {}
+    model = ctx.load_model(cfg.registered_model, found.version)
+    value = metric_on(cfg, model, window.labeled, features, metric)
+    return {} if value is None else {"challenger_version": found.version, "challenger_current": value}
 
 
 def _decision_outbox(
@@ -570,12 +600,15 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
     )
     cut = int(len(labeled) * 0.7)
     train, holdout = labeled.iloc[:cut], labeled.iloc[cut:]
+    metric = primary_metric(cfg)
+    reuse = store.retrain(retrain_id).challenger_version
+    if reuse is not None:
+        return _promote_existing(ctx, cfg, retrain_id, champion, reuse, holdout, features, metric)
     trainer = import_trainer(cfg.trainer.callable)
     started = time.perf_counter()
     model = trainer(train, features=features, target=cfg.data.label_column, **cfg.trainer.params)
     seconds = time.perf_counter() - started
     new_baseline = build_baseline(cfg, model, train, holdout, features)
-    metric = primary_metric(cfg)
     record = TrainingRecord(
         model=model,
         baseline=new_baseline,
@@ -691,6 +724,55 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
         done,
     )
     return RetrainOutcome(retrain_id, state, challenger.version, champ_metric, chall_metric)
+
+
+def _promote_existing(
+    ctx: Context,
+    cfg: ModelConfig,
+    retrain_id: int,
+    champion: VersionInfo,
+    version: str,
+    holdout: pd.DataFrame,
+    features: Sequence[str],
+    metric: str,
+) -> RetrainOutcome:
+    """The reuse path: evaluate a registered version against the champion and promote it if better."""
+    store, registry = ctx.store, ctx.registry
+    store.update_retrain(retrain_id, state="evaluating")
+    champ = metric_on(cfg, ctx.load_model(cfg.registered_model, champion.version), holdout, features, metric)
+    chall = metric_on(cfg, ctx.load_model(cfg.registered_model, version), holdout, features, metric)
+    better = _better(chall, champ, higher_is_better(metric))
+    if better:
+        registry.set_alias(cfg.registered_model, cfg.alias, version)
+    state = "promoted" if better else "rejected"
+    store.update_retrain(
+        retrain_id, state=state, champion_metric=champ, challenger_metric=chall, recovered=better, actual_cost=0.0
+    )
+    done = ctx.clock()
+    data = {
+        "retrain_id": retrain_id,
+        "champion_version": champion.version,
+        "challenger_version": version,
+        "metric": metric,
+        "champion_metric": champ,
+        "challenger_metric": chall,
+        "reused": True,
+    }
+    store.enqueue(
+        cfg.name, "webhook", f"webhook:retrain:{retrain_id}:{state}", _event(f"retrain.{state}", cfg, done, data), done
+    )
+    store.enqueue(
+        cfg.name,
+        "mlflow_tags",
+        f"tags:retrain:{retrain_id}:challenger",
+        {
+            "name": cfg.registered_model,
+            "version": version,
+            "tags": {"retrain.challenger_status": f"{state} (reused, no training)"},
+        },
+        done,
+    )
+    return RetrainOutcome(retrain_id, state, version, champ, chall)
 
 
 def _better(challenger: float | None, champion: float | None, higher: bool) -> bool:

@@ -160,3 +160,27 @@ def test_estimate_error_is_stored_and_partial_labels_fall_back_to_the_estimate(t
     assert second.signals["realized_status"] == "insufficient"
     assert second.signals["source"] == "estimated" and 100 < second.signals["n_labeled"] <= 150
     assert 0 < second.signals["estimate_trust"] <= 1
+
+
+def test_reuse_check_promotes_a_registered_challenger_instead_of_training(tmp_path: Path) -> None:
+    # A 3-point tolerance: the challenger's accuracy on this week must be that close to the baseline.
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=24, flip=True), policy={"tolerance_points": 3.0})
+    cfg = ctx.model("m1")
+    flipped = make_rows(4000, T0 - 2 * WEEK, seed=25, flip=True)
+    features = features_of(cfg, list(flipped.columns))
+    clf = sklearn_classifier(flipped.iloc[:3000], features=features, target="label")
+    v2 = ctx.registry.log_version(
+        "m1",
+        TrainingRecord(clf, build_baseline(cfg, clf, flipped.iloc[:3000], flipped.iloc[3000:], features), {}, {}, 60.0),
+    )
+    ctx.registry.set_alias("m1", "challenger", v2.version)
+    out = run_check(ctx, "m1")
+    assert out.decision is not None and out.decision.action == Action.TRIGGER
+    assert "promote_registered_version" in out.decision.reason_codes
+    assert out.decision.promote_version == v2.version
+    assert ctx.store.spent("model:m1", T0 + WEEK) == 0.0  # nothing to train, nothing charged
+    assert out.retrain_id is not None
+    result = run_retrain(ctx, out.retrain_id)
+    assert result.state == "promoted" and result.challenger_version == v2.version
+    assert ctx.registry.resolve("m1", "champion").version == v2.version
+    assert len(ctx.registry.models["m1"]["versions"]) == 2  # type: ignore[attr-defined]  # no new version trained

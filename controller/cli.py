@@ -385,10 +385,12 @@ def veto(
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules (drift, performance, backtest, service)."""
-    from controller import cli_drift, cli_service
+    from controller import cli_backtest, cli_drift, cli_performance, cli_service
 
     app.registered_commands.extend(cli_drift.app.registered_commands)
     app.registered_groups.extend(cli_drift.app.registered_groups)
+    cli_performance.register(app)
+    cli_backtest.register(app)
     cli_service.register(app)
 
 

@@ -1,0 +1,416 @@
+"""Service throughput: model checks per second end to end, and MLflow tag writes per second.
+
+Setup (cached in --workdir, reused when N matches): N watched models, each with its own Parquet
+file of 10,000 rows x 20 columns (16 numerical, 4 categorical) in the current week and its
+labels; one trained classifier with its baseline (reference profile, metrics, scores) logged
+once in a local MLflow store (SQLite + local artifacts), and N registered models whose version 1
+points at that run and carries the champion alias -- so every model resolves, loads its stored
+profile and scores its own rows, without N training runs in the setup.
+
+Measurement 1 (checks/s): a fresh audit store on the machine's Postgres, real Celery worker
+processes (``retrainctl worker``) on the machine's Redis, and one beat tick: the ``retrain.tick``
+task beat sends at start, which finds all N models due and fans out one check each. Checks per
+second = N / (time from the tick being sent to the N-th decision committed). A first tick warms
+each worker process's caches (model and baseline per version); the second, on due-again models,
+is the steady state of long-running workers. Both are printed.
+
+Measurement 2 (tag writes/s): an ``mlflow server`` on SQLite (as in the issue's reference
+point), M model versions, and one outbox item of 11 ``retrain.*`` tags per version delivered by
+a real worker on the notify queue; tag writes per second = tags written / delivery time.
+
+    .venv/bin/python benchmarks/service_throughput.py --models 1000 --workers 1 --concurrency 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import redis
+import sqlalchemy as sa
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from controller.config import ModelConfig  # noqa: E402
+from controller.registry import MlflowRegistry, TrainingRecord  # noqa: E402
+from controller.service import build_baseline, features_of  # noqa: E402
+from controller.store import DecisionRow, OutboxRow, Store, utcnow  # noqa: E402
+from controller.trainers import import_trainer  # noqa: E402
+
+ROWS = 10_000
+NUMERIC = [f"x{i}" for i in range(16)]
+CATEGORICAL = [f"c{i}" for i in range(4)]
+FEATURES = NUMERIC + CATEGORICAL
+TEMPLATE = "bench-template"
+PG_URL = os.environ.get("RETRAIN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("RETRAIN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+CHILD_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def rows(rng: np.random.Generator, start: datetime, n: int, first_id: int) -> pd.DataFrame:
+    x = rng.normal(0, 1, (n, len(NUMERIC)))
+    cats = {c: rng.choice(["a", "b", "c", "d", "e"], n) for c in CATEGORICAL}
+    logit = x[:, 0] - 0.8 * x[:, 1] + 0.5 * x[:, 2] + (cats["c0"] == "a") * 0.7
+    seconds = np.sort(rng.uniform(0, 7 * 86400 - 120, n))
+    df = pd.DataFrame(x.round(4), columns=NUMERIC)
+    for c, v in cats.items():
+        df[c] = v
+    df.insert(0, "id", np.arange(first_id, first_id + n))
+    df.insert(1, "timestamp", [start + timedelta(seconds=float(s)) for s in seconds])
+    df["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return df
+
+
+def model_doc(name: str, registered: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "registered_model": registered,
+        "owner": "bench@example.com",
+        "team": "bench",
+        "data": {
+            "source": {"kind": "files", "path": f"../data/{name}.parquet"},
+            "labels": {"kind": "files", "path": f"../data/{name}-labels.parquet"},
+            "window_hours": 168,
+            "min_labeled_rows": 500,
+        },
+        "features": FEATURES,
+        "schedule": {"every": "1h"},
+        "economics": {
+            "metric": "accuracy",
+            "value_per_point": 2.0,
+            "traffic_per_day": 50000,
+            "compute_rate_per_hour": 4.0,
+            "labeling_cost_per_row": 0.05,
+            "labels_per_retrain": 5000,
+            "fixed_overhead": 300,
+        },
+        "trainer": {"callable": "controller.trainers:sklearn_classifier"},
+        "drift": {"categorical": CATEGORICAL},
+    }
+
+
+def setup(work: Path, n: int) -> None:
+    """Data, model files and registered versions for ``n`` models; reused when already there."""
+    marker = work / "setup.json"
+    if marker.exists() and json.loads(marker.read_text()).get("models") == n:
+        print(f"setup: reusing {n} models in {work}")
+        return
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "data").mkdir(parents=True)
+    (work / "models").mkdir()
+    t0 = time.perf_counter()
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(0)
+    reference = rows(rng, now - timedelta(days=21), ROWS, 0)
+    tracking = f"sqlite:///{work / 'mlflow.db'}"
+    import mlflow
+
+    # MLflow's registry store looks logged models up through the global tracking URI.
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(tracking)
+    registry = MlflowRegistry(tracking, artifact_root=str(work / "mlartifacts"))
+    cfg = ModelConfig.model_validate({**model_doc(TEMPLATE, TEMPLATE), "source_file": str(work / "models" / "x")})
+    features = features_of(cfg, list(reference.columns))
+    cut = int(len(reference) * 0.7)
+    train, holdout = reference.iloc[:cut], reference.iloc[cut:]
+    model = import_trainer("controller.trainers:sklearn_classifier")(train, features=features, target="label")
+    baseline = build_baseline(cfg, model, train, holdout, features)
+    template = registry.log_version(TEMPLATE, TrainingRecord(model, baseline, {}, {}, 60.0, {}))
+    source = registry.client.get_model_version(TEMPLATE, template.version)
+    print(f"setup: template version logged in {time.perf_counter() - t0:.1f} s")
+    for i in range(n):
+        name = f"m{i:05d}"
+        registered = f"bench-{name}"
+        df = rows(np.random.default_rng(1000 + i), now - timedelta(days=7), ROWS, (i + 1) * 10 * ROWS)
+        df.drop(columns=["label"]).to_parquet(work / "data" / f"{name}.parquet", index=False)
+        df[["id", "label"]].to_parquet(work / "data" / f"{name}-labels.parquet", index=False)
+        registry.client.create_registered_model(registered, tags={"owner": "bench@example.com"})
+        mv = registry.client.create_model_version(
+            registered, str(source.source), run_id=source.run_id, model_id=getattr(source, "model_id", None)
+        )
+        registry.client.set_registered_model_alias(registered, "champion", mv.version)
+        (work / "models" / f"{name}.yaml").write_text(yaml.safe_dump(model_doc(name, registered)))
+        if (i + 1) % 100 == 0:
+            print(f"setup: {i + 1}/{n} models ({time.perf_counter() - t0:.0f} s)")
+    marker.write_text(json.dumps({"models": n, "created": now.isoformat()}))
+
+
+def write_config(work: Path, store_url: str, tracking: str, name: str = "controller.yaml") -> Path:
+    path = work / name
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "store_url": store_url,
+                "mlflow_tracking_uri": tracking,
+                "mlflow_artifact_root": str(work / "mlartifacts"),
+                "broker_url": REDIS_URL,
+                "result_backend": REDIS_URL,
+                "models_dir": "models",
+                "team_budgets": {"bench": 1e9},
+                "webhooks": {"backoff_seconds": 1, "max_attempts": 10},
+            }
+        )
+    )
+    return path
+
+
+def fresh_schema() -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return schema, f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+def drop_schema(schema: str) -> None:
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def start_worker(work: Path, config: Path, name: str, queues: str, concurrency: int) -> subprocess.Popen[bytes]:
+    log = (work / f"{name}.log").open("wb")
+    env = {**os.environ, **CHILD_ENV, "RETRAIN_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+    args = ["worker", "-Q", queues, "--concurrency", str(concurrency), "-n", f"{name}@%h", "-l", "WARNING"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "controller.cli_service", *args, "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=work,
+        start_new_session=True,
+    )
+
+
+def wait_workers(app: Any, names: list[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=1.0) or []
+        seen = {next(iter(r)).split("@")[0] for r in replies}
+        if set(names) <= seen:
+            return
+    raise SystemExit(f"workers {names} did not start within {timeout:.0f} s")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def count_decisions(store: Store) -> int:
+    with store.session() as s:
+        return int(s.scalar(sa.select(sa.func.count()).select_from(DecisionRow)) or 0)
+
+
+def one_tick(app: Any, store: Store, target: int, timeout: float) -> float:
+    """Send the tick beat sends; seconds until ``target`` decisions are committed."""
+    t0 = time.perf_counter()
+    app.send_task("retrain.tick")
+    deadline = t0 + timeout
+    while count_decisions(store) < target:
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"only {count_decisions(store)} of {target} decisions after {timeout:.0f} s")
+        time.sleep(0.05)
+    return time.perf_counter() - t0
+
+
+def measure_checks(work: Path, n: int, workers: int, concurrency: int, timeout: float) -> dict[str, float]:
+    from workers.app import app, configure
+
+    schema, store_url = fresh_schema()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        config = write_config(work, store_url, f"sqlite:///{work / 'mlflow.db'}")
+        store = Store(store_url)
+        store.migrate()
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        from controller.config import load_service_config
+
+        configure(app, load_service_config(config))
+        names = [f"bench{i}" for i in range(workers)]
+        procs = [start_worker(work, config, nm, "checks", concurrency) for nm in names]
+        wait_workers(app, names)
+        cold = one_tick(app, store, n, timeout)
+        print(f"tick 1 (cold worker caches): {n} checks in {cold:.1f} s = {n / cold:.1f} checks/s")
+        # Make every model due again: the checks of tick 1 are moved one schedule interval back.
+        with store.session() as s:
+            s.execute(sa.text("UPDATE checks SET started_at = started_at - interval '2 hours'"))
+            s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))
+        warm = one_tick(app, store, 2 * n, timeout)
+        print(f"tick 2 (warm workers):       {n} checks in {warm:.1f} s = {n / warm:.1f} checks/s")
+        actions = store.latest_decisions()
+        print("decisions:", dict(pd.Series([d.action for d in actions.values()]).value_counts()))
+        store.dispose()
+        return {"cold_checks_per_s": n / cold, "warm_checks_per_s": n / warm}
+    finally:
+        stop(procs)
+        drop_schema(schema)
+
+
+def measure_in_process(work: Path, repeats: int = 3) -> dict[str, float]:
+    """One check in this process (no Celery, SQLite store): the cost the workers pay per check."""
+    from controller.service import Context, run_check
+
+    config = write_config(
+        work, f"sqlite:///{work / 'inprocess-audit.db'}", f"sqlite:///{work / 'mlflow.db'}", "controller-inprocess.yaml"
+    )
+    (work / "inprocess-audit.db").unlink(missing_ok=True)
+    ctx = Context.from_config(config)
+    run_check(ctx, "m00000")  # warms the caches of this process, as a long-running worker has them
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        run_check(ctx, "m00000")
+    seconds = (time.perf_counter() - t0) / repeats
+    print(f"in-process: one warm check takes {seconds * 1000:.0f} ms of one core ({1 / seconds:.2f} checks/s per core)")
+    ctx.store.dispose()
+    return {"in_process_seconds_per_check": seconds}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure_tags(work: Path, versions: int, timeout: float) -> dict[str, float]:
+    from controller.config import load_service_config
+    from workers.app import app, configure
+
+    folder = work / "mlflow-server"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder}/db.sqlite",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=(folder / "server.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    schema, store_url = fresh_schema()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("mlflow server did not start") from None
+                time.sleep(0.5)
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=url, registry_uri=url)
+        for i in range(versions):
+            client.create_registered_model(f"tags-{i}")
+            client.create_model_version(f"tags-{i}", "models:/none", run_id=None)
+        config = write_config(work, store_url, url, "controller-tags.yaml")
+        store = Store(store_url)
+        store.migrate()
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        configure(app, load_service_config(config))
+        now = utcnow()
+        for i in range(versions):
+            tags = {
+                f"retrain.{k}": f"{k}-{i}"
+                for k in (
+                    "decision",
+                    "reason",
+                    "summary",
+                    "checked_at",
+                    "drift_share",
+                    "metric",
+                    "metric_baseline",
+                    "metric_now",
+                    "metric_source",
+                    "loss_per_day",
+                    "net_value",
+                )
+            }
+            store.enqueue("m", "mlflow_tags", f"tags:{i}", {"name": f"tags-{i}", "version": "1", "tags": tags}, now)
+        procs = [start_worker(work, config, "notify0", "notify", 1)]
+        wait_workers(app, ["notify0"])
+        t0 = time.perf_counter()
+        app.send_task("retrain.deliver")
+        while True:
+            counts = store.outbox_counts()
+            if counts.get("pending", 0) == 0:
+                break
+            if time.perf_counter() - t0 > timeout:
+                raise SystemExit(f"tags not delivered after {timeout:.0f} s: {counts}")
+            time.sleep(0.1)
+        seconds = time.perf_counter() - t0
+        with store.session() as s:
+            delivered = int(s.scalar(sa.select(sa.func.count()).where(OutboxRow.status == "delivered")) or 0)
+        written = delivered * 11
+        print(
+            f"MLflow tags: {written} tag writes to an mlflow server on SQLite in {seconds:.1f} s "
+            f"= {written / seconds:.1f} tag writes/s"
+        )
+        store.dispose()
+        return {"tag_writes_per_s": written / seconds}
+    finally:
+        stop(procs)
+        drop_schema(schema)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=int, default=1000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (retrainctl worker)")
+    p.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
+    p.add_argument("--tag-versions", type=int, default=40, help="model versions for the tag-write measurement")
+    p.add_argument("--workdir", type=Path, default=ROOT / ".retrain" / "bench-service")
+    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--skip-tags", action="store_true")
+    args = p.parse_args()
+    setup(args.workdir, args.models)
+    results = measure_in_process(args.workdir)
+    results |= measure_checks(args.workdir, args.models, args.workers, args.concurrency, args.timeout)
+    if not args.skip_tags:
+        results |= measure_tags(args.workdir, args.tag_versions, args.timeout)
+    print(json.dumps({"models": args.models, "workers": args.workers, "concurrency": args.concurrency, **results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,7 @@ from controller.economics import (
 from controller.errors import DataError, UserError
 from controller.policy import PolicyConfig
 from detectors.drift import DriftOptions, detect_drift
+from detectors.estimation import CBPE
 
 ModelKind = Literal["logistic", "hgb"]
 Progress = Callable[[int, int], None]
@@ -247,6 +248,10 @@ class ErrorMatrix:
     dataset_drift: np.ndarray
     initial_chunks: int
     chunk_rows: int
+    proba: dict[int, np.ndarray] = field(default_factory=dict)
+    """Classification: model ``s``'s class probabilities on rows of chunks ``s..T-1``, for label-free estimates."""
+    reference: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """Classification: model ``s``'s probabilities and the labels on its training window (CBPE's reference)."""
 
     @property
     def chunks(self) -> int:
@@ -267,6 +272,8 @@ def error_matrix(
     squares = np.full((t_end, t_end), np.nan)
     drift_share = np.full((t_end, t_end), np.nan)
     dataset_drift = np.zeros((t_end, t_end), dtype=bool)
+    proba: dict[int, np.ndarray] = {}
+    reference: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     numeric = [c for c in stream.features.columns if c not in stream.categorical]
     starts = range(k, t_end)
     for i, s in enumerate(starts):
@@ -275,6 +282,9 @@ def error_matrix(
         model = _fit(cfg.model, stream, x_train, y_train, numeric)
         x_rest = stream.features.iloc[stream.rows(s, t_end)]
         pred = model.predict(x_rest)
+        if stream.task == "classification" and len(getattr(model, "classes_", ())) >= 2:
+            proba[s] = model.predict_proba(x_rest)
+            reference[s] = (model.predict_proba(x_train), y_train)
         y_rest = stream.target[stream.rows(s, t_end)]
         if stream.task == "classification":
             per_row = (pred != y_rest).astype(float)
@@ -289,7 +299,7 @@ def error_matrix(
             drift_share[s, c], dataset_drift[s, c] = share, drifted
         if progress is not None:
             progress(i + 1, len(starts))
-    return ErrorMatrix(errors, squares, drift_share, dataset_drift, k, cfg.chunk_rows)
+    return ErrorMatrix(errors, squares, drift_share, dataset_drift, k, cfg.chunk_rows, proba, reference)
 
 
 def _fit(kind: ModelKind, stream: Stream, x: pd.DataFrame, y: np.ndarray, numeric: list[str]) -> Any:
@@ -457,6 +467,7 @@ def controller_schedule(
     clean = {k: True}  # trained on a window with no change in it
     outcomes: list[bool] = []
     changes: set[int] = set()
+    estimators: dict[int, tuple[CBPE, float]] = {}
     decay = 0.0
     last_action: Action | None = None
     for t in range(k + 1, t_end):
@@ -483,8 +494,26 @@ def controller_schedule(
         ]
         share, drifted = float(matrix.drift_share[serving, t - 1]), bool(matrix.dataset_drift[serving, t - 1])
         fresh_share, fresh_in = _window_freshness(change, t, cfg)
-        if baseline is None or not len(current):
+        shift = _estimated_shift(matrix, serving, t - 1, estimators) if not len(current) else None
+        if baseline is None or (not len(current) and shift is None):
             signals = Signals("error_rate", None, None, "none", drift_share=share, dataset_drift=drifted)
+        elif shift is not None:
+            # no label for this version yet: the fresh level moved by the label-free estimate's change (CBPE)
+            signals = Signals(
+                "error_rate",
+                baseline / 100.0,
+                baseline / 100.0 + shift[0],
+                "estimated",
+                current_low=baseline / 100.0 + shift[1],
+                current_high=baseline / 100.0 + shift[2],
+                drift_share=share,
+                dataset_drift=drifted,
+                n_rows=n,
+                decay_points_per_day=decay,
+                window_fresh_share=fresh_share,
+                fresh_window_in_days=fresh_in,
+                regime_days=regime_days(sorted(changes), float(t), float(k)),
+            )
         else:
             # the last few chunks since the version started (or the data last changed), brought to
             # the latest chunk with the learned decay: less noise than the last chunk alone
@@ -533,6 +562,29 @@ _POOL = 3
 """Chunks pooled into the current error estimate."""
 _Z = 3.0
 """Interval width in standard errors: the backtest checks every chunk, so 95 % would fire on noise."""
+
+
+def _estimated_shift(
+    matrix: ErrorMatrix, model: int, chunk: int, estimators: dict[int, tuple[CBPE, float]]
+) -> tuple[float, float, float] | None:
+    """CBPE's change in ``model``'s error rate from its training window to ``chunk``, with an interval.
+
+    A change, not a level: CBPE's level is off for a model fitted on a mixed window (its scores are
+    less confident everywhere), but its change between the reference and the chunk is what it
+    measures well (covariate shift). ``None`` without probabilities.
+    """
+    if model not in matrix.proba or chunk < model:
+        return None
+    if model not in estimators:
+        ref_proba, ref_y = matrix.reference[model]
+        cbpe = CBPE(metrics=("accuracy",), confidence=0.99).fit(ref_proba, ref_y)
+        estimators[model] = (cbpe, cbpe.estimate(ref_proba)["accuracy"].estimate)
+    cbpe, ref_acc = estimators[model]
+    rows = slice((chunk - model) * matrix.chunk_rows, (chunk - model + 1) * matrix.chunk_rows)
+    acc = cbpe.estimate(matrix.proba[model][rows])["accuracy"]
+    if not (math.isfinite(acc.estimate) and math.isfinite(ref_acc)):
+        return None
+    return ref_acc - acc.estimate, ref_acc - acc.upper, ref_acc - acc.lower
 
 
 def _until_break(start: int, length: int, changes: set[int]) -> int:

@@ -27,6 +27,7 @@ from controller.backtest import (
     run_backtest,
 )
 from controller.cli_backtest import register
+from controller.decision import Decision, Signals
 from controller.errors import DataError, UserError
 from controller.streams import make_stream
 
@@ -210,3 +211,30 @@ def test_cli_turns_bad_input_into_user_errors(tmp_path: Path) -> None:
     assert isinstance(rejected.exception, UserError) and "min_roi" in str(rejected.exception)
     model = CliRunner().invoke(_app(), [*base, "--data", str(data), "--model", "forest"])
     assert isinstance(model.exception, UserError) and "--model" in str(model.exception)
+
+
+def test_versions_without_labels_yet_are_judged_on_the_label_free_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import controller.backtest as bt
+
+    stream = prepare(make_stream("abrupt", chunks=18, chunk_rows=300, seed=2), "label", 300)
+    cfg = BacktestConfig(300, 4, 3, 50.0, 1.0, label_delay=2)
+    m = error_matrix(stream, cfg)
+    shift = bt._estimated_shift(m, 4, 4, {})
+    assert shift is not None and shift[1] <= shift[0] <= shift[2]
+    assert abs(shift[0]) < 0.05  # the first serving chunk looks like the training window
+    assert bt._estimated_shift(m, 9, 4, {}) is None  # a chunk before the version served
+    seen: list[tuple[int, str]] = []
+    real = bt.decide
+
+    def spy(signals: Signals, *args: object) -> Decision:
+        decision = real(signals, *args)  # type: ignore[arg-type]
+        seen.append((decision.decided_at.toordinal(), signals.source))
+        return decision
+
+    monkeypatch.setattr(bt, "decide", spy)
+    schedule = controller_schedule(m, cfg, BACKTEST_POLICY)
+    assert schedule, "the change at chunk 6 should trigger a retrain"
+    sources = [s for _, s in seen]
+    # right after each retrain the new version has no labels for D + 1 chunks: estimates stand in
+    assert sources.count("estimated") >= len(schedule)
+    assert "realized" in sources

@@ -82,6 +82,7 @@ class Registry(Protocol):
     def log_version(self, name: str, record: TrainingRecord) -> VersionInfo: ...
     def set_alias(self, name: str, alias: str, version: str) -> None: ...
     def training_hours(self, name: str, limit: int = 20) -> list[float]: ...
+    def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str: ...
 
 
 def changed_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:
@@ -103,6 +104,7 @@ class InMemoryRegistry:
 
     def __init__(self) -> None:
         self.models: dict[str, dict[str, Any]] = {}
+        self.reports: dict[str, dict[str, bytes]] = {}
         self.tag_writes = 0
 
     def _model(self, name: str) -> dict[str, Any]:
@@ -162,6 +164,11 @@ class InMemoryRegistry:
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._model(name)["aliases"][alias] = version
+
+    def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str:
+        run_id = f"check-{name}-{check_id}"
+        self.reports[run_id] = dict(files)
+        return run_id
 
     def training_hours(self, name: str, limit: int = 20) -> list[float]:
         if name not in self.models:
@@ -302,6 +309,23 @@ class MlflowRegistry:
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._call(lambda: self.client.set_registered_model_alias(name, alias, version))
 
+    def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str:
+        """Log one check's reports (e.g. evidently's HTML) as artifacts of a run of their own."""
+        experiment_id = self._experiment_id(f"{self.experiment}-checks")
+        run = self._call(
+            lambda: self.client.create_run(
+                experiment_id,
+                run_name=f"check-{name}-{check_id}",
+                tags={"retrain.model": name, "retrain.version": version, "retrain.check_id": str(check_id)},
+            )
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            for fname, content in files.items():
+                (Path(tmp) / fname).write_bytes(content)
+            self._call(lambda: self.client.log_artifacts(run.info.run_id, tmp, "reports"))
+        self._call(lambda: self.client.set_terminated(run.info.run_id))
+        return str(run.info.run_id)
+
     # helpers --------------------------------------------------------------------------------
     def _log_baseline(self, baseline: Baseline) -> None:
         import mlflow
@@ -331,12 +355,13 @@ class MlflowRegistry:
                 raise RetryLater(f"MLflow at {self.registry_uri} failed: {exc}") from exc
             self._call(lambda: self.client.create_registered_model(name))
 
-    def _experiment_id(self) -> str:
-        exp = self.client.get_experiment_by_name(self.experiment)
+    def _experiment_id(self, name: str | None = None) -> str:
+        name = name or self.experiment
+        exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return str(exp.experiment_id)
-        location = Path(self.artifact_root).resolve().as_uri() if self.artifact_root else None
-        return str(self.client.create_experiment(self.experiment, artifact_location=location))
+        location = (Path(self.artifact_root).resolve() / name).as_uri() if self.artifact_root else None
+        return str(self.client.create_experiment(name, artifact_location=location))
 
     @contextmanager
     def _tracking(self) -> Iterator[None]:

@@ -13,6 +13,7 @@ is claimed by a conditional state change (two workers cannot both train it).
 from __future__ import annotations
 
 import calendar
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -41,6 +42,7 @@ from controller.trainers import import_trainer
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
 from detectors.estimation import CBPE
+from detectors.evidently_engine import run_evidently
 from detectors.performance import baseline_metrics, higher_is_better, realized_performance
 from detectors.profile import ReferenceProfile, build_profile
 from detectors.quality import check_quality
@@ -419,7 +421,19 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
         "current_high": None,
     }
     if len(rows):
-        drift = detect_drift(profile, rows[[c for c in features if c in rows.columns]], cfg.drift)
+        current = rows[[c for c in features if c in rows.columns]]
+        if cfg.drift.engine == "evidently":
+            # evidently itself, on the reference the profile keeps; its HTML goes to MLflow per check.
+            run = run_evidently(profile, current, cfg.drift)
+            drift = run.report
+            with tempfile.TemporaryDirectory() as tmp:
+                run.save_html(Path(tmp) / "drift.html")
+                html = (Path(tmp) / "drift.html").read_bytes()
+            signals_extra["drift_report_run"] = registry.log_check_report(
+                cfg.registered_model, version.version, check_id, {"drift.html": html}
+            )
+        else:
+            drift = detect_drift(profile, current, cfg.drift)
         drift_share, dataset_drift = drift.drift_share, drift.drifted
         signals_extra["drift"] = drift.to_dict()
         if not failures:
@@ -486,7 +500,10 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
             if approval_id is not None:
                 store.consume_override(approval_id, now)
     signal_record = {**asdict(signals), **signals_extra, **{k: v for k, v in perf.items() if k not in asdict(signals)}}
-    outbox = _decision_outbox(cfg, version, decision, signals, check_id, now)
+    extra_tags = (
+        {"retrain.drift_report_run": signals_extra["drift_report_run"]} if "drift_report_run" in signals_extra else {}
+    )
+    outbox = _decision_outbox(cfg, version, decision, signals, check_id, now, extra_tags)
     decision_id, retrain_id = store.finish_check(
         check_id, version.version, signal_record, decision, outbox, now, retrain=retrain
     )
@@ -516,9 +533,15 @@ def _reuse_candidate(
 
 
 def _decision_outbox(
-    cfg: ModelConfig, version: VersionInfo, decision: Decision, signals: Signals, check_id: int, now: datetime
+    cfg: ModelConfig,
+    version: VersionInfo,
+    decision: Decision,
+    signals: Signals,
+    check_id: int,
+    now: datetime,
+    extra_tags: dict[str, str],
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    tags = decision_tags(decision, signals, now)
+    tags = {**decision_tags(decision, signals, now), **extra_tags}
     event = {
         "type": EVENT_OF[decision.action],
         "model": cfg.name,

@@ -93,3 +93,12 @@ def test_tampered_profile_is_refused(tmp_path: Path) -> None:
 
 def test_changed_tags_stringifies() -> None:
     assert changed_tags({"a": "1"}, {"a": 1, "b": 2.5}) == {"b": "2.5"}  # type: ignore[dict-item]
+
+
+def test_check_reports_are_logged_as_artifacts(registry: Registry, name: str) -> None:
+    run_id = registry.log_check_report(name, "1", 7, {"drift.html": b"<html>report</html>"})
+    assert run_id
+    if isinstance(registry, MlflowRegistry):
+        local = registry.client.download_artifacts(run_id, "reports/drift.html")
+        assert Path(local).read_bytes() == b"<html>report</html>"
+        assert registry.client.get_run(run_id).data.tags["retrain.check_id"] == "7"

@@ -184,3 +184,14 @@ def test_reuse_check_promotes_a_registered_challenger_instead_of_training(tmp_pa
     assert result.state == "promoted" and result.challenger_version == v2.version
     assert ctx.registry.resolve("m1", "champion").version == v2.version
     assert len(ctx.registry.models["m1"]["versions"]) == 2  # type: ignore[attr-defined]  # no new version trained
+
+
+def test_evidently_engine_logs_its_html_report_per_check(tmp_path: Path) -> None:
+    ctx = _setup(
+        tmp_path, make_rows(1500, T0, seed=26, shift=2.0), drift={"engine": "evidently", "categorical": ["color"]}
+    )
+    out = run_check(ctx, "m1")
+    run_id = out.signals["drift_report_run"]
+    html = ctx.registry.reports[run_id]["drift.html"]  # type: ignore[attr-defined]
+    assert html.lstrip().lower().startswith(b"<html") or b"<!doctype html" in html[:200].lower()
+    assert out.signals["drift"]["columns"][2]["column"] == "noise" and out.signals["drift"]["columns"][2]["drifted"]

@@ -489,9 +489,7 @@ def controller_schedule(
         change = max(changes, default=None)
         # how fresh versions decay, from the stretches of their lives before a break in the data
         decay = decay_rate([list(h[: _until_break(s, len(h), changes)]) for s, h in history.items()]) or 0.0
-        outcomes = [
-            _recovered(matrix, prev, r) for prev, r in zip(starts, retrains, strict=False) if r <= last
-        ]
+        outcomes = [_recovered(matrix, prev, r) for prev, r in zip(starts, retrains, strict=False) if r <= last]
         share, drifted = float(matrix.drift_share[serving, t - 1]), bool(matrix.dataset_drift[serving, t - 1])
         fresh_share, fresh_in = _window_freshness(change, t, cfg)
         shift = _estimated_shift(matrix, serving, t - 1, estimators) if not len(current) else None

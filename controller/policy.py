@@ -18,9 +18,7 @@ class PolicyConfig(BaseModel):
         1.0, ge=0, description="Trigger only when (recovered value - cost) / cost reaches this ratio."
     )
     min_net_value: float = Field(0.0, description="Trigger only when recovered value - cost reaches this (money).")
-    horizon_days: float = Field(
-        30.0, gt=0, description="Days over which the value a retrain recovers is counted."
-    )
+    horizon_days: float = Field(30.0, gt=0, description="Days over which the value a retrain recovers is counted.")
     tolerance_points: float = Field(
         1.0, ge=0, description="A metric drop (in points, 1 point = 0.01) below this is noise."
     )

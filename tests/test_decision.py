@@ -23,7 +23,7 @@ def econ(cost_hours: float = 1.0, p: float = 0.8, cfg: EconomicsConfig = CFG) ->
 
 def sig(current: float = 0.87, baseline: float = 0.90, **kw: object) -> Signals:
     """Accuracy ``current`` against ``baseline``, realized, with a tight interval around it."""
-    base = {"current_low": current - 0.005, "current_high": current + 0.005}
+    base: dict[str, object] = {"current_low": current - 0.005, "current_high": current + 0.005}
     base.update(kw)
     return Signals("accuracy", baseline, current, "realized", **base)  # type: ignore[arg-type]
 
@@ -50,6 +50,7 @@ def test_too_expensive_defers_and_says_which_drop_would_flip_it() -> None:
     d = decide(sig(), expensive, STATE, POLICY, NOW)
     assert d.action == Action.DEFER and d.reasons == (Reason.NOT_WORTH_IT,)
     flip = d.numbers.flip_drop_points
+    assert flip is not None
     assert flip == pytest.approx(20_000 / (100 * 0.8 * 30))
     assert f"triggers when the drop reaches {flip:.2f} points" in d.summary
     assert d.retry_after == NOW + timedelta(hours=POLICY.defer_recheck_hours)

@@ -332,6 +332,34 @@ def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def baseline(
+    model: Annotated[str, typer.Argument(help="The model's name (its file in configs/models/).")],
+    reference: Annotated[Path, typer.Option(help="Labeled reference rows (Parquet or CSV): the training data.")],
+    version: Annotated[str | None, typer.Option(help="Version to attach to (default: the watched alias).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Attach a baseline (reference profile, metrics, scores) to a version registered without one."""
+    from controller.datasource import read_table, require_columns
+    from controller.service import build_baseline, features_of
+
+    ctx = _context(config)
+    cfg = ctx.model(model)
+    v = version or ctx.registry.resolve(cfg.registered_model, cfg.alias).version
+    ref = read_table(reference)
+    features = features_of(cfg, list(ref.columns))
+    require_columns(ref, [*features, cfg.data.label_column], str(reference))
+    fitted = ctx.load_model(cfg.registered_model, v)
+    base = build_baseline(cfg, fitted, ref, ref, features)
+    run_id = ctx.registry.attach_baseline(cfg.registered_model, v, base)
+    metrics = ", ".join(f"{k} {val:.4f}" for k, val in sorted(base.metrics.items()))
+    short_hash = (base.profile_sha256 or "")[:12]
+    console().print(
+        f"{cfg.registered_model} v{v}: baseline from {len(ref):,} rows, profile {short_hash} "
+        f"(run {run_id}); {metrics}"
+    )
+
+
 @config_app.command("validate")
 def config_validate(config: ConfigOpt = None) -> None:
     """Check controller.yaml, every model file, their policies and trainers."""

@@ -34,6 +34,7 @@ import pandas as pd
 from controller.errors import GiveUp, RetryLater
 
 BASELINE_DIR = "retrain_baseline"
+BASELINE_RUN_TAG = "retrain.baseline_run"
 TAG_PREFIX = "retrain."
 T = TypeVar("T")
 
@@ -83,6 +84,7 @@ class Registry(Protocol):
     def set_alias(self, name: str, alias: str, version: str) -> None: ...
     def training_hours(self, name: str, limit: int = 20) -> list[float]: ...
     def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str: ...
+    def attach_baseline(self, name: str, version: str, baseline: Baseline) -> str: ...
 
 
 def changed_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:
@@ -165,6 +167,10 @@ class InMemoryRegistry:
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._model(name)["aliases"][alias] = version
 
+    def attach_baseline(self, name: str, version: str, baseline: Baseline) -> str:
+        self._model(name)["versions"][version]["baseline"] = baseline
+        return f"baseline-{name}-{version}"
+
     def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str:
         run_id = f"check-{name}-{check_id}"
         self.reports[run_id] = dict(files)
@@ -233,7 +239,8 @@ class MlflowRegistry:
         if cached is not None:
             return cached
         mv = self._call(lambda: self.client.get_model_version(name, version))
-        run_id = mv.run_id
+        # A baseline attached after registration lives in a run of its own, named by a version tag.
+        run_id = mv.tags.get(BASELINE_RUN_TAG) or mv.run_id
         if not run_id:
             raise GiveUp(f"{name} version {version} has no run, so no baseline")
         with tempfile.TemporaryDirectory() as tmp:
@@ -253,7 +260,11 @@ class MlflowRegistry:
                     raise GiveUp(f"{name} version {version}: the profile does not match its recorded hash")
             scores_path = local / "scores.parquet"
             scores = pd.read_parquet(scores_path) if scores_path.exists() else None
-        baseline = Baseline(profile, sha, {k: float(v) for k, v in meta.get("metrics", {}).items()}, scores)
+        metrics = {k: float(v) for k, v in meta.get("metrics", {}).items()}
+        # Metrics the training run logged fill what the baseline file does not state.
+        for key, value in self._call(lambda: self.client.get_run(run_id)).data.metrics.items():
+            metrics.setdefault(key.removeprefix("holdout_"), float(value))
+        baseline = Baseline(profile, sha, metrics, scores)
         self._baselines[(name, version)] = baseline
         return baseline
 
@@ -308,6 +319,20 @@ class MlflowRegistry:
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._call(lambda: self.client.set_registered_model_alias(name, alias, version))
+
+    def attach_baseline(self, name: str, version: str, baseline: Baseline) -> str:
+        """Give an already registered version a baseline (a run of its own, linked by a version tag)."""
+        import mlflow
+
+        self._call(lambda: self.client.get_model_version(name, version))
+        run_name = f"baseline-{name}-v{version}"
+        with self._tracking(), mlflow.start_run(experiment_id=self._experiment_id(), run_name=run_name) as run:
+            mlflow.set_tags({"retrain.model": name, "retrain.version": version})
+            mlflow.log_metrics({k: v for k, v in baseline.metrics.items() if v == v})
+            self._log_baseline(baseline)
+        self._call(lambda: self.client.set_model_version_tag(name, version, BASELINE_RUN_TAG, run.info.run_id))
+        self._baselines.pop((name, version), None)
+        return str(run.info.run_id)
 
     def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str:
         """Log one check's reports (e.g. evidently's HTML) as artifacts of a run of their own."""

@@ -93,3 +93,32 @@ def test_audit_gates_on_governance(config: Path, capsys: pytest.CaptureFixture[s
     bad = json.loads(capsys.readouterr().out)
     violations = " ".join(bad["models"][0]["violations"])
     assert "no cost metadata" in violations and "no business purpose" in violations
+
+
+def test_baseline_command_onboards_a_version_registered_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow.sklearn
+
+    week = make_rows(2000, T0, seed=31)
+    (tmp_path / "data").mkdir()
+    week.drop(columns="label").to_parquet(tmp_path / "data" / "w.parquet")
+    week[["id", "label"]].to_parquet(tmp_path / "labels.parquet")
+    path = write_configs(tmp_path, "data/*.parquet", labels="labels.parquet")
+    service = load_service_config(path, env={})
+    ref = make_rows(2000, T0 - timedelta(days=14), seed=32)
+    cfg = load_models(service)["m1"]
+    clf = sklearn_classifier(ref, features=features_of(cfg, list(ref.columns)), target="label")
+    # A version registered by someone else's pipeline: no baseline artifacts.
+    mlflow.set_tracking_uri(service.mlflow_tracking_uri)
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(clf, name="model", registered_model_name="m1", pip_requirements=["scikit-learn"])
+    MlflowRegistry(service.mlflow_tracking_uri).set_alias("m1", "champion", "1")
+    now = (T0 + timedelta(days=7)).isoformat()
+    assert run(["check", "m1", "--config", str(path), "--now", now]) == 2
+    assert "has no baseline" in capsys.readouterr().err
+    ref.to_csv(tmp_path / "reference.csv", index=False)
+    assert run(["baseline", "m1", "--reference", str(tmp_path / "reference.csv"), "--config", str(path)]) == 0
+    assert "baseline from 2,000 rows" in capsys.readouterr().out
+    assert run(["check", "m1", "--config", str(path), "--now", now, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["decision"] == "DEFER"

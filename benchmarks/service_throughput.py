@@ -77,7 +77,7 @@ def rows(rng: np.random.Generator, start: datetime, n: int, first_id: int) -> pd
     return df
 
 
-def model_doc(name: str, registered: str) -> dict[str, Any]:
+def model_doc(name: str, registered: str, window_hours: float = 168) -> dict[str, Any]:
     return {
         "name": name,
         "registered_model": registered,
@@ -86,7 +86,7 @@ def model_doc(name: str, registered: str) -> dict[str, Any]:
         "data": {
             "source": {"kind": "files", "path": f"../data/{name}.parquet"},
             "labels": {"kind": "files", "path": f"../data/{name}-labels.parquet"},
-            "window_hours": 168,
+            "window_hours": window_hours,
             "min_labeled_rows": 500,
         },
         "features": FEATURES,
@@ -146,10 +146,16 @@ def setup(work: Path, n: int) -> None:
             registered, str(source.source), run_id=source.run_id, model_id=getattr(source, "model_id", None)
         )
         registry.client.set_registered_model_alias(registered, "champion", mv.version)
-        (work / "models" / f"{name}.yaml").write_text(yaml.safe_dump(model_doc(name, registered)))
         if (i + 1) % 100 == 0:
             print(f"setup: {i + 1}/{n} models ({time.perf_counter() - t0:.0f} s)")
     marker.write_text(json.dumps({"models": n, "created": now.isoformat()}))
+
+
+def write_models(work: Path, n: int, window_hours: float) -> None:
+    for i in range(n):
+        name = f"m{i:05d}"
+        doc = model_doc(name, f"bench-{name}", window_hours)
+        (work / "models" / f"{name}.yaml").write_text(yaml.safe_dump(doc))
 
 
 def write_config(work: Path, store_url: str, tracking: str, name: str = "controller.yaml") -> Path:
@@ -221,6 +227,23 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+def group_cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU seconds of every live process in the workers' process groups (Linux /proc)."""
+    groups = {p.pid for p in procs}
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:  # field 5 of stat, the process group
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def count_decisions(store: Store) -> int:
     with store.session() as s:
         return int(s.scalar(sa.select(sa.func.count()).select_from(DecisionRow)) or 0)
@@ -254,18 +277,33 @@ def measure_checks(work: Path, n: int, workers: int, concurrency: int, timeout: 
         names = [f"bench{i}" for i in range(workers)]
         procs = [start_worker(work, config, nm, "checks", concurrency) for nm in names]
         wait_workers(app, names)
+        cpu0 = group_cpu_seconds(procs)
         cold = one_tick(app, store, n, timeout)
-        print(f"tick 1 (cold worker caches): {n} checks in {cold:.1f} s = {n / cold:.1f} checks/s")
+        cpu1 = group_cpu_seconds(procs)
+        print(
+            f"tick 1 (cold worker caches): {n} checks in {cold:.1f} s = {n / cold:.1f} checks/s; "
+            f"worker CPU {1000 * (cpu1 - cpu0) / n:.0f} ms per check"
+        )
         # Make every model due again: the checks of tick 1 are moved one schedule interval back.
         with store.session() as s:
             s.execute(sa.text("UPDATE checks SET started_at = started_at - interval '2 hours'"))
             s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))
         warm = one_tick(app, store, 2 * n, timeout)
-        print(f"tick 2 (warm workers):       {n} checks in {warm:.1f} s = {n / warm:.1f} checks/s")
+        cpu2 = group_cpu_seconds(procs)
+        print(
+            f"tick 2 (warm workers):       {n} checks in {warm:.1f} s = {n / warm:.1f} checks/s; "
+            f"worker CPU {1000 * (cpu2 - cpu1) / n:.0f} ms per check"
+        )
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         actions = store.latest_decisions()
         print("decisions:", dict(pd.Series([d.action for d in actions.values()]).value_counts()))
         store.dispose()
-        return {"cold_checks_per_s": n / cold, "warm_checks_per_s": n / warm}
+        return {
+            "cold_checks_per_s": n / cold,
+            "warm_checks_per_s": n / warm,
+            "cold_worker_cpu_s_per_check": (cpu1 - cpu0) / n,
+            "warm_worker_cpu_s_per_check": (cpu2 - cpu1) / n,
+        }
     finally:
         stop(procs)
         drop_schema(schema)
@@ -403,13 +441,30 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=ROOT / ".retrain" / "bench-service")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--skip-tags", action="store_true")
+    p.add_argument(
+        "--window-hours",
+        type=float,
+        default=168,
+        help="check window; 168 = all 10,000 rows of the week, 1 = about 60 rows (the service's own ceiling)",
+    )
     args = p.parse_args()
     setup(args.workdir, args.models)
+    write_models(args.workdir, args.models, args.window_hours)
     results = measure_in_process(args.workdir)
     results |= measure_checks(args.workdir, args.models, args.workers, args.concurrency, args.timeout)
     if not args.skip_tags:
         results |= measure_tags(args.workdir, args.tag_versions, args.timeout)
-    print(json.dumps({"models": args.models, "workers": args.workers, "concurrency": args.concurrency, **results}))
+    print(
+        json.dumps(
+            {
+                "models": args.models,
+                "window_hours": args.window_hours,
+                "workers": args.workers,
+                "concurrency": args.concurrency,
+                **results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

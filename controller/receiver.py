@@ -37,6 +37,7 @@ class Receiver:
         self.requests = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
+        self._server.block_on_close = False  # stop() must not wait for a client that went silent
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
 
     @property

@@ -209,6 +209,7 @@ def detect_drift(
 
         return run_evidently(reference, current, options).report
     profile = _as_profile(reference, options)
+    _check_overrides(profile, options)
     results = [_safe_column(name, profile, current, options) for name in _columns_to_check(profile, current, options)]
     return finalize(results, options, engine="native")
 
@@ -221,6 +222,46 @@ def _as_profile(reference: pd.DataFrame | ReferenceProfile, options: DriftOption
         columns = [c for c in options.columns if c in reference.columns]
     categorical = [c for c in options.categorical if c in reference.columns]
     return build_profile(reference, categorical=categorical, columns=columns)
+
+
+def _check_overrides(profile: ReferenceProfile, options: DriftOptions) -> None:
+    """A per-column test that cannot run on that column's kind is a config error, raised before
+    any work rather than buried in a column status."""
+    for column, name in options.per_column_stattest.items():
+        if column in profile and profile.column(column).kind not in STATTESTS[name].kinds:
+            kind = profile.column(column).kind
+            accepts = ", ".join(STATTESTS[name].kinds)
+            raise ValueError(f"column {column!r}: {name} does not accept {kind} columns (accepts {accepts})")
+
+
+def detect_prediction_drift(
+    reference: pd.Series | ColumnProfile | ReferenceProfile,
+    current: pd.Series,
+    options: DriftOptions | None = None,
+    *,
+    categorical: bool | None = None,
+) -> ColumnDrift:
+    """Drift of the model's outputs: scores/probabilities (numerical) or labels (categorical).
+
+    The same tests and automatic choice as for inputs; ``categorical`` forces the kind (default:
+    from the dtype). ``reference`` may be a profile holding a column named like ``current``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> ref = pd.Series(rng.beta(2, 5, 3000), name="score")
+    >>> detect_prediction_drift(ref, pd.Series(rng.beta(5, 2, 3000), name="score")).drifted
+    True
+    """
+    options = options or DriftOptions()
+    name = str(current.name) if current.name is not None else "prediction"
+    cat = (name,) if categorical else ()
+    if isinstance(reference, pd.Series):
+        profile = build_profile(pd.DataFrame({name: reference.to_numpy()}), categorical=cat)
+    elif isinstance(reference, ColumnProfile):
+        profile = ReferenceProfile(reference.n_rows, (replace(reference, name=name),))
+    else:
+        profile = reference
+    frame = pd.DataFrame({name: current.to_numpy()})
+    return detect_drift(profile, frame, options.model_copy(update={"columns": (name,), "categorical": cat})).columns[0]
 
 
 def _columns_to_check(profile: ReferenceProfile, current: pd.DataFrame, options: DriftOptions) -> list[str]:

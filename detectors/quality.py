@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from detectors.profile import ReferenceProfile, dtype_family, infer_kind
@@ -95,7 +96,9 @@ def check_quality(
                 if unseen_share > max_unseen_share:
                     failures.append(f"column '{ref.name}' {unseen_share:.0%} of values are unseen categories")
             if ref.n_unique > 1 and cur.n_unique == 1 and cur.n >= constant_min_rows:
-                failures.append(f"column '{ref.name}' became constant ({cur.values[0]!r})")
+                value = cur.values[0]
+                value = value.item() if isinstance(value, np.generic) else value
+                failures.append(f"column '{ref.name}' became constant ({value!r})")
         cols.append(ColumnQuality(ref.name, True, ref.null_share, null_cur if n else None, ref.kind, cur_kind,
                                   unseen_share, n_unique))  # fmt: skip
     if not allow_new_columns:

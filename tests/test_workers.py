@@ -196,3 +196,43 @@ def test_missing_config_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Ca
 def test_unknown_model_in_run_once_is_exit_2(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["run-once", "--model", "zzz"]) == 2
     assert "unknown model(s) zzz" in capsys.readouterr().err
+
+
+def test_retry_later_becomes_a_retry_with_its_delay_and_give_up_fails_at_once() -> None:
+    from celery import Celery
+    from celery.exceptions import Retry
+
+    from controller.errors import GiveUp
+    from workers.tasks import ControllerTask
+
+    local = Celery("t", broker="memory://", backend="cache+memory://")
+    calls: list[str] = []
+    countdowns: list[float | None] = []
+
+    @local.task(base=ControllerTask, bind=True, max_retries=2)
+    def flaky(self: ControllerTask, outcome: str) -> str:
+        calls.append(outcome)
+        if outcome == "later":
+            raise RetryLater("lock held", delay=7)
+        if outcome == "never":
+            raise GiveUp("no such model")
+        return "ok"
+
+    original_retry = ControllerTask.retry
+
+    def spy(self: ControllerTask, *args: object, **kwargs: object) -> Retry:
+        countdowns.append(kwargs.get("countdown"))  # type: ignore[arg-type]
+        return original_retry(self, *args, **kwargs)
+
+    ControllerTask.retry = spy
+    try:
+        with pytest.raises(Retry) as retried:
+            flaky.apply(args=["later"], throw=True)
+        assert retried.value.when == 7 and isinstance(retried.value.exc, RetryLater)
+        assert countdowns == [7] and calls == ["later"]
+        with pytest.raises(GiveUp):
+            flaky.apply(args=["never"], throw=True)
+        assert calls == ["later", "never"] and countdowns == [7], "GiveUp is not retried"
+        assert flaky.apply(args=["fine"]).get() == "ok"
+    finally:
+        ControllerTask.retry = original_retry

@@ -32,12 +32,15 @@ class EvidentlyRun:
     report: DriftReport
     snapshots: tuple[Any, ...]
 
-    def save_html(self, path: str | Path) -> None:
-        """Write evidently's HTML report (the first snapshot; one per retry chunk otherwise)."""
+    def html(self) -> str:
+        """Evidently's HTML report, e.g. to log as an MLflow artifact. After a column-by-column
+        retry there is one snapshot per column; their reports are concatenated."""
         if not self.snapshots:
-            Path(path).write_text("<html><body>No column could be tested by evidently.</body></html>")
-            return
-        self.snapshots[0].save_html(str(path))
+            return "<html><body>No column could be tested by evidently.</body></html>"
+        return "\n".join(snap.get_html_str(as_iframe=False) for snap in self.snapshots)
+
+    def save_html(self, path: str | Path) -> None:
+        Path(path).write_text(self.html(), encoding="utf-8")
 
 
 def run_evidently(

@@ -35,6 +35,7 @@ from scipy import stats
 from sklearn.base import RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from detectors.performance import CLASSIFICATION_METRICS, FloatArray, _RankedScores, _safe_div
@@ -425,7 +426,16 @@ class DirectLossEstimator:
     cross-fitted chunks of the reference showed that spread to be too narrow. The loss model's own
     estimation error is added in quadrature: the cross-fitting models are kept, and their
     disagreement on the chunk's mean loss measures how far a model fitted on this much reference
-    data can be off (it matters most where the chunk moved away from the reference).
+    data can be off.
+
+    Where the chunk moved away from the reference, a loss model that smooths over the first
+    model's irregular errors under-predicts them. With ``shift_correction`` (the default) the
+    estimate is corrected by importance-weighted validation: a logistic domain classifier weighs
+    each reference row by how much more typical it is of the chunk than of the reference, and the
+    weighted mean of the cross-fitted residuals (realized loss minus predicted loss) is the loss
+    model's bias for a chunk like this one; its standard error joins the interval. On the
+    benchmark's covariate shift this halved the bias and lifted the 90% interval's coverage of
+    the realized MAE from 0.68-0.83 to 0.93-0.98 (two seeds).
 
     Like CBPE, it sees covariate shift (the loss model knows where the first model is weak) and
     misses concept drift (same inputs, new truth).
@@ -440,7 +450,7 @@ class DirectLossEstimator:
     >>> e = dle.estimate(Xc, Xc[:, 0])["mae"]
     >>> realized = np.mean(np.abs(yc - Xc[:, 0]))
     >>> print(f"estimated {e.estimate:.2f} [{e.lower:.2f}, {e.upper:.2f}], realized {realized:.2f}")
-    estimated 1.47 [1.43, 1.52], realized 1.42
+    estimated 1.50 [1.36, 1.63], realized 1.42
     """
 
     def __init__(
@@ -449,12 +459,16 @@ class DirectLossEstimator:
         confidence: float = 0.9,
         n_folds: int = 3,
         model: RegressorMixin | None = None,
+        shift_correction: bool = True,
+        max_reference_rows: int = 20_000,
         seed: int = 0,
     ) -> None:
         self.metrics = tuple(metrics)
         self.confidence = confidence
         self.n_folds = n_folds
         self.model = model
+        self.shift_correction = shift_correction
+        self.max_reference_rows = max_reference_rows
         self.seed = seed
 
     def _base_model(self) -> RegressorMixin:
@@ -470,8 +484,11 @@ class DirectLossEstimator:
             frame = X.copy()
             for col in frame.columns:
                 if not pd.api.types.is_numeric_dtype(frame[col]):
-                    # Category codes let tree models split on a string column without one-hot blow-up.
-                    frame[col] = frame[col].astype("category").cat.codes.astype(np.float64)
+                    # Category codes let tree models split on a string column without one-hot blow-up;
+                    # the reference's categories fix the codes, so a chunk cannot renumber them.
+                    cats = self.categories_.setdefault(col, sorted(frame[col].dropna().astype(str).unique()))
+                    codes = pd.Categorical(frame[col].astype(str), categories=cats).codes
+                    frame[col] = codes.astype(np.float64)
             arr = frame.to_numpy(dtype=np.float64)
         else:
             arr = np.asarray(X, dtype=np.float64)
@@ -488,6 +505,7 @@ class DirectLossEstimator:
             raise ValueError(f"unknown metric(s) {unknown}; choose from {list(REGRESSION_ESTIMABLE)}")
         if not 0 < self.confidence < 1 or self.n_folds < 2:
             raise ValueError("confidence must be in (0, 1) and n_folds >= 2")
+        self.categories_: dict[str, list[str]] = {}
         feats = self._features(ref_X, ref_pred)
         y = np.asarray(ref_y, dtype=np.float64)
         if len(y) != len(feats):
@@ -500,9 +518,15 @@ class DirectLossEstimator:
         self.scatter_models_: dict[str, RegressorMixin] = {}
         self.inflation_: dict[str, float] = {}
         self.fold_models_: dict[str, list[RegressorMixin]] = {}
+        self.residuals_: dict[str, FloatArray] = {}
+        keep = np.random.default_rng(self.seed).permutation(len(y))[: self.max_reference_rows]
+        self.reference_features_ = feats[keep]
+        self.feature_center_ = feats.mean(axis=0)
+        self.feature_scale_ = np.where(feats.std(axis=0) > 0, feats.std(axis=0), 1.0)
         for metric in self.metrics:
             loss = np.abs(err) if metric == "mae" else err**2
             oof, self.fold_models_[metric] = self._cross_predict(feats, loss)
+            self.residuals_[metric] = (loss - oof)[keep]
             scatter = (loss - oof) ** 2
             self.loss_models_[metric] = self._base_model().fit(feats, loss)
             self.scatter_models_[metric] = self._base_model().fit(feats, scatter)
@@ -525,6 +549,16 @@ class DirectLossEstimator:
         z = [np.mean(loss[c] - oof[c]) / (np.sqrt(np.sum(np.maximum(scatter[c], 0.0))) / len(c)) for c in chunks]
         return float(max(1.0, np.sqrt(np.mean(np.square(z)))))
 
+    def _shift_weights(self, feats: FloatArray) -> FloatArray:
+        """Normalised density-ratio weights (chunk over reference) of the kept reference rows."""
+        ref = (self.reference_features_ - self.feature_center_) / self.feature_scale_
+        cur = (feats - self.feature_center_) / self.feature_scale_
+        domain = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
+        clf = LogisticRegression(max_iter=500).fit(np.vstack([ref, cur]), domain)
+        # The odds of "chunk" over "reference" at a reference row is its density ratio (up to a constant).
+        w = np.exp(clf.decision_function(ref))
+        return np.asarray(w / w.sum(), dtype=np.float64)
+
     def estimate(self, X: Any, pred: npt.ArrayLike) -> dict[str, MetricEstimate]:
         """Estimated MAE / RMSE of one chunk, each with an interval for its realized value."""
         if not hasattr(self, "loss_models_"):
@@ -539,6 +573,7 @@ class DirectLossEstimator:
         if n == 0:
             raise ValueError("cannot estimate on an empty chunk")
         z = float(stats.norm.ppf(0.5 + self.confidence / 2.0))
+        weights = self._shift_weights(feats) if self.shift_correction else None
         out = {}
         for metric in self.metrics:
             mean_loss = float(np.mean(np.maximum(self.loss_models_[metric].predict(feats), 0.0)))
@@ -546,6 +581,11 @@ class DirectLossEstimator:
             sampling_sd = np.sqrt(scatter.sum()) / n * self.inflation_[metric]
             fold_means = [np.mean(np.maximum(m.predict(feats), 0.0)) for m in self.fold_models_[metric]]
             sd = float(np.hypot(sampling_sd, np.std(fold_means, ddof=1)))
+            if weights is not None:
+                resid = self.residuals_[metric]
+                bias = float(weights @ resid)
+                bias_se = float(np.sqrt(np.sum(weights**2 * (resid - bias) ** 2)))
+                mean_loss, sd = max(mean_loss + bias, 0.0), float(np.hypot(sd, bias_se))
             lo, hi = max(mean_loss - z * sd, 0.0), mean_loss + z * sd
             if metric == "rmse":
                 # The interval is built on the mean squared error, then mapped through the square root.

@@ -121,3 +121,17 @@ def test_direct_loss_estimator_checks_its_inputs() -> None:
     assert dle.estimate(frame, frame["a"])["mae"].estimate > 0
     with pytest.raises(RuntimeError, match="not fitted"):
         DirectLossEstimator().estimate(frame, frame["a"])
+
+
+def test_direct_loss_estimator_keeps_the_reference_category_codes() -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    city = rng.choice(["calm", "stormy"], size=n)
+    noise = np.where(city == "stormy", 3.0, 0.1)
+    frame = pd.DataFrame({"a": rng.normal(size=n), "city": city})
+    y = frame["a"].to_numpy() + rng.normal(0, noise)
+    dle = DirectLossEstimator(metrics=("mae",), shift_correction=False).fit(frame, y, frame["a"])
+    # A chunk holding only the second category must not have it renumbered as the first.
+    stormy = frame[frame["city"] == "stormy"].reset_index(drop=True)
+    got = dle.estimate(stormy, stormy["a"])["mae"].estimate
+    assert got == pytest.approx(3.0 * np.sqrt(2 / np.pi), rel=0.15)

@@ -109,3 +109,26 @@ def test_estimate_bad_reference_is_exit_2(files: dict[str, Path], tmp_path: Path
     args = ["estimate", "--reference", str(bad), "--current", str(files["cur"]), "--target", "y", "--pred", "pred"]
     res = runner.invoke(app, [*args, "--proba", "score"])
     assert res.exit_code == 2 and res.stderr.startswith("error: cannot read reference file")
+
+
+def test_estimate_multiclass_maps_proba_columns_to_sorted_labels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+
+    def frame(n: int, conc: list[float]) -> pd.DataFrame:
+        p = rng.dirichlet(conc, size=n)
+        idx = np.minimum((rng.uniform(size=(n, 1)) > p.cumsum(axis=1)).sum(axis=1), 2)
+        labels = np.array(["ant", "bee", "cow"])
+        return pd.DataFrame(
+            {"p_ant": p[:, 0], "p_bee": p[:, 1], "p_cow": p[:, 2], "pred": labels[p.argmax(axis=1)], "y": labels[idx]}
+        )
+
+    frame(6000, [0.5, 0.5, 0.5]).to_parquet(tmp_path / "r.parquet")
+    frame(2000, [0.3, 0.6, 0.9]).to_parquet(tmp_path / "c.parquet")
+    args = ["estimate", "--reference", str(tmp_path / "r.parquet"), "--current", str(tmp_path / "c.parquet")]
+    probas = ["--proba", "p_ant", "--proba", "p_bee", "--proba", "p_cow"]
+    res = runner.invoke(app, [*args, "--target", "y", "--pred", "pred", *probas, "--json"])
+    assert res.exit_code == 0, res.output
+    acc = json.loads(res.stdout)["chunks"][0]["metrics"]["accuracy"]
+    assert acc["realized"] == pytest.approx(acc["estimate"], abs=0.04)
+    two = runner.invoke(app, [*args, "--target", "y", "--pred", "pred", "--proba", "p_ant", "--proba", "p_bee"])
+    assert two.exit_code == 2 and "3 classes" in two.stderr

@@ -270,7 +270,11 @@ def _columns_to_check(profile: ReferenceProfile, current: pd.DataFrame, options:
         if unknown:
             raise ValueError(f"column(s) in neither the reference nor the current data: {', '.join(unknown)}")
         return list(options.columns)
-    return list(profile.columns) + [str(c) for c in current.columns if c not in profile]
+    # like evidently, timestamps are not drift features (every new window has new ones); they
+    # are checked only when named in ``columns``
+    ref_cols = [c.name for c in profile.column_profiles if c.family != "datetime"]
+    new_cols = [str(c) for c in current.columns if c not in profile and dtype_family(current[c]) != "datetime"]
+    return ref_cols + new_cols
 
 
 def _safe_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, options: DriftOptions) -> ColumnDrift:

@@ -214,3 +214,17 @@ def test_unknown_requested_column_is_a_clear_error() -> None:
     ref, cur = _windows()
     with pytest.raises(ValueError, match="neither the reference nor the current data: nope"):
         detect_drift(ref, cur, DriftOptions(columns=("good", "nope")))
+
+
+def test_timestamps_are_skipped_unless_named_and_labels_survive_a_profile_round_trip() -> None:
+    from detectors.profile import ReferenceProfile
+
+    ref = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=300, freq="h"), "x": np.arange(300.0),
+                        "mixed": [1, "a", 2.5] * 100, "day": pd.to_datetime(["2026-01-01", "2026-01-02"] * 150)})  # fmt: skip
+    cur = ref.assign(ts=ref["ts"] + pd.Timedelta(days=30))
+    profile = ReferenceProfile.from_bytes(build_profile(ref).to_bytes())
+    r = detect_drift(profile, cur)
+    assert [c.column for c in r.columns] == ["x", "mixed"]
+    assert r.column("mixed").status == "ok" and r.column("mixed").drifted is False
+    named = detect_drift(profile, cur, DriftOptions(columns=("day", "mixed")))
+    assert named.column("day").unseen_categories == 0 and named.column("day").drifted is False

@@ -105,8 +105,11 @@ class Sample:
 
 
 def _plain(value: Any) -> Hashable:
-    """numpy scalars become Python scalars so labels compare and serialize the same everywhere."""
-    return value.item() if isinstance(value, np.generic) else value
+    """Labels as plain Python scalars (numpy scalars unwrapped, anything else, such as a
+    timestamp, as its text), so they compare and serialize the same in every window."""
+    if isinstance(value, np.generic) and not isinstance(value, np.datetime64 | np.timedelta64):
+        value = value.item()
+    return value if isinstance(value, str | int | float | bool) else str(value)
 
 
 def aligned_counts(ref: Sample, cur: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

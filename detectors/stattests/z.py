@@ -30,7 +30,7 @@ class ZTest(StatTest):
         if ref.n_unique == 1 and cur.n_unique == 1 and ref.values[0] == cur.values[0]:
             return 1.0
         keys, rc, cc = aligned_counts(ref, cur)
-        first = int(np.argmin(keys)) if ref.kind == "numerical" else keys.tolist().index(sorted(keys.tolist())[0])
+        first = int(np.argmin(keys)) if ref.kind == "numerical" else keys.tolist().index(_first_label(keys.tolist()))
         # evidently codes the first sorted value as 0 and every other value as 1
         n1, n2 = ref.n, cur.n
         p1 = float(n1 - rc[first]) / n1
@@ -40,3 +40,12 @@ class ZTest(StatTest):
             z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
         p = 2 * (1 - norm.cdf(np.abs(z)))
         return float(p) if not math.isnan(p) else math.nan
+
+
+def _first_label(labels: list[object]) -> object:
+    """Evidently's first label is the smallest; labels of mixed types cannot be ordered, so they
+    are ordered by their text instead of failing."""
+    try:
+        return sorted(labels)[0]  # type: ignore[type-var]
+    except TypeError:
+        return sorted(labels, key=str)[0]

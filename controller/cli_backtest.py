@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -36,9 +37,11 @@ def load_policy(path: Path | None) -> PolicyConfig:
 
 
 def render(result: BacktestResult, console: Console) -> None:
-    table = Table(title=f"Backtest over {result.chunks} chunks ({result.task})")
-    for col in ("policy", "retrains", "errors", "retrain cost", "error cost", "total cost", "vs oracle"):
-        table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
+    table = Table(title=f"Backtest over {result.chunks} chunks ({result.task})", box=box.SIMPLE_HEAD)
+    # short headers so the table fits an 80-column terminal; "$" is the cost in the input's money
+    for col in ("policy", "retrains", "errors", "retrain $", "error $", "total $", "vs oracle"):
+        width = 14 if col == "policy" else len(col)
+        table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True, min_width=width)
     for p in result.policies:
         style = "bold" if p.name in ("controller", "oracle") else None
         table.add_row(

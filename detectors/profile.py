@@ -130,7 +130,7 @@ class ReferenceProfile:
 
     n_rows: int
     column_profiles: tuple[ColumnProfile, ...]
-    _bytes: list[bytes] = field(default_factory=list, repr=False)
+    _bytes: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ class ColumnQuality:
     type_ref: str
     type_cur: str | None
     unseen_share: float | None
-    n_unique_cur: int | None
+    n_unique_cur: int | None  # exact for categorical columns; for numbers only 0, 1 or 2 (= "several")
 
 
 @dataclass(frozen=True)
@@ -87,17 +87,23 @@ def check_quality(
         if cur_kind is not None and cur_kind != ref.kind:
             failures.append(f"column '{ref.name}' type changed {ref.kind} -> {cur_kind}")
         elif n and null_cur < 1.0:
-            cur = Sample.from_values(series, ref.kind)
-            n_unique = cur.n_unique
-            if ref.kind == "categorical" and cur.n:
+            if ref.kind == "categorical":
+                cur = Sample.from_values(series, ref.kind)
+                n_unique, n_valid, first = cur.n_unique, cur.n, cur.values[0] if cur.n else None
                 known = set(ref.sample.values.tolist())
                 unseen = sum(c for v, c in zip(cur.values.tolist(), cur.counts.tolist(), strict=True) if v not in known)
-                unseen_share = unseen / cur.n
+                unseen_share = unseen / cur.n if cur.n else 0.0
                 if unseen_share > max_unseen_share:
                     failures.append(f"column '{ref.name}' {unseen_share:.0%} of values are unseen categories")
-            if ref.n_unique > 1 and cur.n_unique == 1 and cur.n >= constant_min_rows:
-                value = cur.values[0]
-                value = value.item() if isinstance(value, np.generic) else value
+            else:
+                # constancy needs only the range, not the distinct values: no sort of a long column
+                arr = series.to_numpy(dtype="float64", na_value=np.nan)
+                arr = arr[np.isfinite(arr)]
+                n_valid = len(arr)
+                n_unique = (1 if arr.min() == arr.max() else 2) if n_valid else 0
+                first = float(arr[0]) if n_valid else None
+            if ref.n_unique > 1 and n_unique == 1 and n_valid >= constant_min_rows:
+                value = first.item() if isinstance(first, np.generic) else first
                 failures.append(f"column '{ref.name}' became constant ({value!r})")
         cols.append(ColumnQuality(ref.name, True, ref.null_share, null_cur if n else None, ref.kind, cur_kind,
                                   unseen_share, n_unique))  # fmt: skip

@@ -513,10 +513,11 @@ def controller_schedule(
                 regime_days=regime_days(sorted(changes), float(t), float(k)),
             )
         else:
-            # the last few chunks since the version started (or the data last changed), brought to
-            # the latest chunk with the learned decay: less noise than the last chunk alone
+            # the last few chunks since the version started (or the data last changed), carried
+            # forward with the learned decay to the last served chunk, whose labels are still
+            # D chunks away: less noise than the last labelled chunk alone, and not D chunks stale
             recent = current[-min(len(current), _POOL, max(last + 1 - (change or 0), 1)) :]
-            now_rate = (float(np.mean(recent)) + decay * (len(recent) - 1) / 2.0) / 100.0
+            now_rate = (float(np.mean(recent)) + decay * ((len(recent) - 1) / 2.0 + cfg.label_delay)) / 100.0
             sd_now = _chunk_sd(now_rate * n, 0.0, n, task) / math.sqrt(len(recent))
             if task != "classification":
                 sd_now = _chunk_sd(matrix.errors[serving, last], matrix.squares[serving, last], n, task)

@@ -96,7 +96,15 @@ def _shift(c: int, n_chunks: int) -> np.ndarray:
     return np.array([0.8 * t, -0.5 * t, 0.3 * np.sin(3 * t), 0.0, 0.4 * t, -0.3 * t])
 
 
-def binary(n_chunks: int, chunk_rows: int, rng: np.random.Generator, concept: bool) -> dict[str, Tally]:
+@dataclass(frozen=True)
+class Options:
+    """Estimator settings, switchable to measure what each part of the interval buys."""
+
+    calibration_boot: int = 40
+    shift_correction: bool = True
+
+
+def binary(n_chunks: int, chunk_rows: int, rng: np.random.Generator, concept: bool, opts: Options) -> dict[str, Tally]:
     def draw(n: int, mean: np.ndarray, drift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = rng.normal(size=(n, D)) + mean
         truth = _logit_binary(X, drift)
@@ -105,7 +113,7 @@ def binary(n_chunks: int, chunk_rows: int, rng: np.random.Generator, concept: bo
     X, y, _ = draw(60_000, np.zeros(D), 0.0)
     model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=0).fit(X, y)
     X, y, _ = draw(50_000, np.zeros(D), 0.0)
-    cbpe = CBPE(metrics=BINARY_METRICS).fit(model.predict_proba(X)[:, 1], y)
+    cbpe = CBPE(metrics=BINARY_METRICS, n_calibration_boot=opts.calibration_boot).fit(model.predict_proba(X)[:, 1], y)
     tallies = {m: Tally() for m in BINARY_METRICS}
     for c in range(n_chunks):
         mean = np.zeros(D) if concept else _shift(c, n_chunks)
@@ -121,7 +129,7 @@ def binary(n_chunks: int, chunk_rows: int, rng: np.random.Generator, concept: bo
     return tallies
 
 
-def multiclass(n_chunks: int, chunk_rows: int, rng: np.random.Generator) -> dict[str, Tally]:
+def multiclass(n_chunks: int, chunk_rows: int, rng: np.random.Generator, opts: Options) -> dict[str, Tally]:
     weights = rng.normal(size=(D, 3)) * 1.2
 
     def draw(n: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +144,7 @@ def multiclass(n_chunks: int, chunk_rows: int, rng: np.random.Generator) -> dict
     X, y, _ = draw(60_000, np.zeros(D))
     model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=0).fit(X, y)
     X, y, _ = draw(50_000, np.zeros(D))
-    cbpe = CBPE(metrics=metrics).fit(model.predict_proba(X), y)
+    cbpe = CBPE(metrics=metrics, n_calibration_boot=opts.calibration_boot).fit(model.predict_proba(X), y)
     tallies = {m: Tally() for m in metrics}
     for c in range(n_chunks):
         X, y, truth = draw(chunk_rows, _shift(c, n_chunks))
@@ -149,7 +157,7 @@ def multiclass(n_chunks: int, chunk_rows: int, rng: np.random.Generator) -> dict
     return tallies
 
 
-def regression(n_chunks: int, chunk_rows: int, rng: np.random.Generator) -> dict[str, Tally]:
+def regression(n_chunks: int, chunk_rows: int, rng: np.random.Generator, opts: Options) -> dict[str, Tally]:
     def draw(n: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = rng.normal(size=(n, D)) + mean
         f = 2 * X[:, 0] + np.sin(2 * X[:, 1]) + X[:, 2] * X[:, 3]
@@ -158,7 +166,7 @@ def regression(n_chunks: int, chunk_rows: int, rng: np.random.Generator) -> dict
     X, y = draw(30_000, np.zeros(D))
     model = HistGradientBoostingRegressor(random_state=0).fit(X, y)
     X, y = draw(30_000, np.zeros(D))
-    dle = DirectLossEstimator().fit(X, y, model.predict(X))
+    dle = DirectLossEstimator(shift_correction=opts.shift_correction).fit(X, y, model.predict(X))
     tallies = {m: Tally() for m in ("mae", "rmse")}
     for c in range(n_chunks):
         X, y = draw(chunk_rows, _shift(c, n_chunks))
@@ -190,16 +198,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--scenarios", default="binary-covariate,binary-concept,multiclass-covariate,regression-covariate"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--calibration-boot", type=int, default=40, help="CBPE: bootstrap calibration maps (0 = none)")
+    parser.add_argument("--no-shift-correction", action="store_true", help="direct-loss estimator without it")
     args = parser.parse_args(argv)
+    opts = Options(args.calibration_boot, not args.no_shift_correction)
 
     runs: dict[str, Callable[[np.random.Generator], dict[str, Tally]]] = {
-        "binary-covariate": lambda r: binary(args.chunks, args.chunk_rows, r, concept=False),
-        "binary-concept": lambda r: binary(args.chunks, args.chunk_rows, r, concept=True),
-        "multiclass-covariate": lambda r: multiclass(args.chunks, args.chunk_rows, r),
-        "regression-covariate": lambda r: regression(args.chunks, args.chunk_rows, r),
+        "binary-covariate": lambda r: binary(args.chunks, args.chunk_rows, r, False, opts),
+        "binary-concept": lambda r: binary(args.chunks, args.chunk_rows, r, True, opts),
+        "multiclass-covariate": lambda r: multiclass(args.chunks, args.chunk_rows, r, opts),
+        "regression-covariate": lambda r: regression(args.chunks, args.chunk_rows, r, opts),
     }
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    results: dict[str, Any] = {"chunk_rows": args.chunk_rows, "chunks_per_seed": args.chunks, "seeds": seeds}
+    results: dict[str, Any] = {
+        "chunk_rows": args.chunk_rows,
+        "chunks_per_seed": args.chunks,
+        "seeds": seeds,
+        "options": {"calibration_boot": opts.calibration_boot, "shift_correction": opts.shift_correction},
+    }
     print(f"chunks of {args.chunk_rows} rows, {args.chunks} chunks per scenario and seed, seeds {seeds}, 90% intervals")
     print(f"{'scenario':22} {'metric':10} {'MAE':>8} {'floor':>8} {'coverage':>9} {'realized range':>18}")
     for name in [s.strip() for s in args.scenarios.split(",") if s.strip()]:

@@ -124,6 +124,15 @@ def realized_performance(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 0 or min_samples < 1:
         raise ValueError("n_boot must be >= 0 and min_samples >= 1")
+    if task == "classification" and (n_labeled := _count_labeled(y_true, y_pred, proba)) < min_samples:
+        # Too few labels: report "insufficient" without resolving classes, which a window with
+        # no labels yet (and one predicted class) could not do.
+        total = len(_as_1d(y_true)) if n_total is None else int(n_total)
+        allowed = [m for m in CLASSIFICATION_METRICS if proba is not None or m not in PROBA_METRICS]
+        names = list(metrics) if metrics is not None else allowed
+        _check_metrics(names, names, CLASSIFICATION_METRICS)
+        out = {name: MetricValue(None, None, None, n_labeled, "insufficient") for name in names}
+        return PerformanceReport(task, out, n_labeled, total, n_labeled / total if total else 0.0, confidence)
     if task == "classification":
         rows, prepared = _prepare_classification(y_true, y_pred, proba, classes, metrics)
     elif task == "regression":
@@ -292,6 +301,22 @@ class _RankedScores:
     def weighted(self, w: FloatArray, positive: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Bootstrap: fixed labels, one weight row per replicate."""
         return self.auc_ap(self.group(w * positive), self.group(w * (1.0 - positive)))
+
+
+def _count_labeled(y_true: npt.ArrayLike, y_pred: npt.ArrayLike | None, proba: npt.ArrayLike | None) -> int:
+    """Rows with a label, a prediction (when given) and scores (when given)."""
+    rows = ~_missing(_as_1d(y_true))
+    if y_pred is not None:
+        pred = _as_1d(y_pred)
+        if len(pred) != len(rows):
+            raise ValueError(f"y_true has {len(rows)} rows but y_pred has {len(pred)}")
+        rows &= ~_missing(pred)
+    if proba is not None:
+        p = np.asarray(proba, dtype=np.float64)
+        if len(p) != len(rows):
+            raise ValueError(f"y_true has {len(rows)} rows but proba has {len(p)}")
+        rows &= ~np.isnan(p.reshape(len(p), -1)).any(axis=1)
+    return int(rows.sum())
 
 
 def _as_1d(a: npt.ArrayLike) -> npt.NDArray[Any]:

@@ -128,3 +128,12 @@ def test_join_labels_respects_arrival_time_and_delay() -> None:
         preds, labels, as_of=as_of, label_time_col="arrived", prediction_time_col="ts", label_delay=timedelta(days=3)
     )
     assert delayed["target"].notna().tolist() == [True, False, False, False]
+
+
+def test_a_window_with_no_labels_yet_is_insufficient_not_an_error() -> None:
+    y = np.full(500, np.nan)
+    rep = realized_performance(y, y_pred=np.array(["yes"] * 500, dtype=object), min_samples=200)
+    assert rep.n_labeled == 0 and rep.coverage == 0.0
+    assert {m.status for m in rep.metrics.values()} == {"insufficient"} and "accuracy" in rep.metrics
+    with pytest.raises(ValueError, match="unknown metric"):
+        realized_performance(y, y_pred=np.zeros(500), metrics=["nonsense"])

@@ -189,6 +189,9 @@ def _estimate(
                 classes=classes if task == "classification" else None,
             )
             realized = {m: rep.metrics[m].value for m in names}
+            n_labeled: int | None = rep.n_labeled
+        else:
+            n_labeled = None
         row: dict[str, Any] = {}
         for m in names:
             e = est[m]
@@ -200,7 +203,7 @@ def _estimate(
                 "realized": r,
                 "error": None if r is None or not math.isfinite(e.estimate) else float(e.estimate - r),
             }
-        chunks.append({"start": start, "end": start + len(part), "metrics": row})
+        chunks.append({"start": start, "end": start + len(part), "n_labeled": n_labeled, "metrics": row})
     return {"task": task, "confidence": confidence, "chunks": chunks, "summary": _summary(chunks, names)}
 
 

@@ -44,6 +44,7 @@ def test_estimate_json_has_one_row_per_chunk_with_realized_where_labels_exist(fi
     assert [(c["start"], c["end"]) for c in out["chunks"]] == [(0, 1000), (1000, 2000), (2000, 3000)]
     for chunk in out["chunks"]:
         assert set(chunk["metrics"]) == {"roc_auc", "accuracy", "f1"}
+        assert chunk["n_labeled"] == (500 if chunk["start"] == 2000 else 1000)
         auc = chunk["metrics"]["roc_auc"]
         assert auc["lower"] < auc["estimate"] < auc["upper"]
         assert auc["realized"] is not None and abs(auc["estimate"] - auc["realized"]) < 0.05

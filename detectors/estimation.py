@@ -9,7 +9,8 @@ score starts meaning a different chance of being right.
 Each estimate carries an interval for the *realized* value of the chunk, not for the expectation:
 labels are drawn ``y ~ Bernoulli(p)`` (multiclass: ``Categorical(p)``) a few hundred times and the
 metric is computed on each draw, so the interval is as wide as the realized metric's own sampling
-spread for a chunk of that size.
+spread for a chunk of that size; the draws cycle through calibration maps fitted on bootstrap
+resamples of the reference, so the interval also carries the calibration map's own error.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -220,7 +221,7 @@ class CBPE:
             )
             use = self.calibration_error_calibrated_ < self.calibration_error_raw_
         # Keep calibrated probabilities off exact 0/1: an isotonic end step is an estimate, not a certainty.
-        self._floor = 0.5 / len(y)
+        self.floor_ = 0.5 / len(y)
         self.calibrators_ = [self._isotonic(cols[:, j], targets[:, j]) for j in range(cols.shape[1])] if use else None
         self.boot_calibrators_: list[list[IsotonicRegression]] = []
         if use:
@@ -258,7 +259,7 @@ class CBPE:
         cols = p[:, None] if self.binary_ else p
         if calibrators is not None:
             cols = np.column_stack([c.predict(cols[:, j]) for j, c in enumerate(calibrators)])
-        cols = np.clip(cols, self._floor, 1.0 - self._floor)
+        cols = np.clip(cols, self.floor_, 1.0 - self.floor_)
         if self.binary_:
             return np.asarray(cols[:, 0], dtype=np.float64)
         return np.asarray(cols / cols.sum(axis=1, keepdims=True), dtype=np.float64)

@@ -135,3 +135,17 @@ def test_direct_loss_estimator_keeps_the_reference_category_codes() -> None:
     stormy = frame[frame["city"] == "stormy"].reset_index(drop=True)
     got = dle.estimate(stormy, stormy["a"])["mae"].estimate
     assert got == pytest.approx(3.0 * np.sqrt(2 / np.pi), rel=0.15)
+
+
+def test_fitted_estimators_pickle_and_give_the_same_estimates() -> None:
+    import pickle
+
+    rng = np.random.default_rng(6)
+    p, y = _calibrated(5000, rng)
+    cbpe = CBPE(metrics=("accuracy", "roc_auc"), n_sim=50).fit(p, y)
+    again = pickle.loads(pickle.dumps(cbpe))
+    assert again.estimate(p[:1000]) == cbpe.estimate(p[:1000])
+    X = rng.normal(size=(600, 2))
+    target = X[:, 0] + rng.normal(size=600)
+    dle = DirectLossEstimator(metrics=("mae",)).fit(X, target, X[:, 0])
+    assert pickle.loads(pickle.dumps(dle)).estimate(X, X[:, 0]) == dle.estimate(X, X[:, 0])

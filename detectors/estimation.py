@@ -103,12 +103,17 @@ def expected_binary_metrics(
 
 
 def expected_multiclass_metrics(
-    score: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64], ranks: bool = True
+    score: FloatArray,
+    p: FloatArray,
+    hit: npt.NDArray[np.int64],
+    ranks: bool = True,
+    labels: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Multiclass metrics expected when row i is of class j with probability ``p[i, j]``.
 
-    Macro averages as in :mod:`detectors.performance`; AUC and average precision are one-vs-rest
-    on the raw ``score`` columns with fractional labels ``p[:, j]``.
+    Macro averages as in :mod:`detectors.performance`, plus ``precision[c]``, ``recall[c]`` and
+    ``f1[c]`` per class when ``labels`` names the columns; AUC and average precision are
+    one-vs-rest on the raw ``score`` columns with fractional labels ``p[:, j]``.
 
     >>> p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
     >>> print(round(expected_multiclass_metrics(p, p, p.argmax(axis=1))["accuracy"], 4))
@@ -124,6 +129,10 @@ def expected_multiclass_metrics(
         "recall": float(np.mean(tp / act_pos)),
         "f1": float(np.mean(2 * tp / (pred_pos + act_pos))),
     }
+    for j, c in enumerate(labels or []):
+        out[f"precision[{c}]"] = float(tp[j] / pred_pos[j]) if pred_pos[j] > 0 else float("nan")
+        out[f"recall[{c}]"] = float(tp[j] / act_pos[j])
+        out[f"f1[{c}]"] = float(2 * tp[j] / (pred_pos[j] + act_pos[j]))
     if ranks:
         aucs, aps = [], []
         for j in range(k):
@@ -182,7 +191,7 @@ class CBPE:
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, ref_proba: npt.ArrayLike, ref_y: npt.ArrayLike, classes: Sequence[Any] | None = None) -> CBPE:
         """Learn the calibration map on reference data whose labels are known."""
-        unknown = [m for m in self.metrics if m not in CLASSIFICATION_METRICS]
+        unknown = [m for m in self.metrics if m.split("[", 1)[0] not in CLASSIFICATION_METRICS]
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; choose from {list(CLASSIFICATION_METRICS)}")
         if not 0 < self.confidence < 1:
@@ -202,6 +211,10 @@ class CBPE:
         k = 2 if self.binary_ else proba.shape[1]
         if len(self.classes_) != k:
             raise ValueError(f"{k} probability column(s) imply {k} classes, got classes {self.classes_}")
+        per_class = [m for m in self.metrics if "[" in m]
+        names = {f"{m}[{c}]" for m in ("precision", "recall", "f1") for c in self.classes_}
+        if per_class and (self.binary_ or not set(per_class) <= names):
+            raise ValueError(f"per-class metric(s) {per_class} need a multiclass model; choose from {sorted(names)}")
         code = {c: i for i, c in enumerate(self.classes_)}
         try:
             y = np.array([code[v] for v in y_raw.tolist()], dtype=np.int64)
@@ -367,7 +380,8 @@ class CBPE:
         return {m: np.concatenate(v) for m, v in parts.items()}
 
     def _expected_multiclass(self, raw: FloatArray, p: FloatArray, hit: npt.NDArray[np.int64]) -> dict[str, float]:
-        return expected_multiclass_metrics(raw, p, hit, ranks=self._needs("roc_auc", "pr_auc"))
+        labels = [str(c) for c in self.classes_]
+        return expected_multiclass_metrics(raw, p, hit, ranks=self._needs("roc_auc", "pr_auc"), labels=labels)
 
     def _simulate_multiclass(
         self, raw: FloatArray, ps: FloatArray, hit: npt.NDArray[np.int64]
@@ -402,6 +416,10 @@ class CBPE:
                     axis=1
                 ),
             }
+            for j, c in enumerate(str(c) for c in self.classes_):
+                cols[f"precision[{c}]"] = _safe_div(tp[:, j], np.full(b, pred_pos[j]))
+                cols[f"recall[{c}]"] = _safe_div(tp[:, j], act_pos[:, j])
+                cols[f"f1[{c}]"] = _safe_div(2 * tp[:, j], pred_pos[j] + act_pos[:, j])
             if ranks is not None:
                 pos = act_pos.T
                 aucs = [

@@ -60,12 +60,13 @@ def test_cbpe_multiclass_tracks_realized() -> None:
         return proba, y
 
     ref_p, ref_y = draw(30_000, [0.5, 0.5, 0.5])
-    est = CBPE(metrics=METRICS, n_sim=200).fit(ref_p, ref_y)
+    per_class = ("recall[0]", "precision[1]", "f1[2]")
+    est = CBPE(metrics=METRICS + per_class, n_sim=200).fit(ref_p, ref_y)
     for conc in ([0.3, 0.6, 0.9], [1.0, 0.4, 0.4]):
         p, y = draw(5000, conc)
         got = est.estimate(p)
         real = baseline_metrics(y, proba=p)
-        for m in METRICS:
+        for m in METRICS + per_class:
             assert got[m].estimate == pytest.approx(real[m], abs=0.03), m
             assert got[m].lower < got[m].upper
 
@@ -78,6 +79,8 @@ def test_cbpe_rejects_bad_input() -> None:
     est = CBPE(calibration="none").fit(np.linspace(0, 1, 100), np.r_[np.zeros(50), np.ones(50)])
     with pytest.raises(ValueError, match="shape"):
         est.estimate(np.ones((10, 3)) / 3)
+    with pytest.raises(ValueError, match="multiclass"):
+        CBPE(metrics=("recall[1]",)).fit(np.linspace(0, 1, 100), np.r_[np.zeros(50), np.ones(50)])
     with pytest.raises(ValueError, match="among classes"):
         est.estimate(np.full(3, 0.5), pred=np.array([0, 1, 7]))
 

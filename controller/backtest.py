@@ -38,6 +38,7 @@ from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -206,7 +207,8 @@ def make_model(kind: ModelKind, task: str, categorical: Sequence[str], numeric: 
     encode = ColumnTransformer(
         [
             ("cat", OneHotEncoder(handle_unknown="ignore"), list(categorical)),
-            ("num", StandardScaler(), list(numeric)),
+            # production data has gaps: a median fill keeps a missing number from failing the fit
+            ("num", Pipeline([("fill", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), list(numeric)),
         ]
     )
     learner: BaseEstimator

@@ -238,3 +238,14 @@ def test_versions_without_labels_yet_are_judged_on_the_label_free_estimate(monke
     # right after each retrain the new version has no labels for D + 1 chunks: estimates stand in
     assert sources.count("estimated") >= len(schedule)
     assert "realized" in sources
+
+
+def test_missing_values_and_text_columns_do_not_break_the_fit() -> None:
+    df = make_stream("abrupt", chunks=10, chunk_rows=200, seed=4)
+    df.loc[df.index % 7 == 0, "x0"] = np.nan
+    df.loc[df.index % 11 == 0, "segment"] = None
+    df["label"] = np.where(df["label"] == 1, "churn", "stay")
+    stream = prepare(df, "label", 200)
+    result = run_backtest(stream, BacktestConfig(200, 3, 2, 30.0, 1.0))
+    assert result.task == "classification" and result.chunks == 10
+    assert result.policy("never").errors > 0

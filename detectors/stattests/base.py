@@ -98,9 +98,11 @@ class Sample:
     def mean_std(self) -> tuple[float, float]:
         """Mean and population standard deviation (numpy's ``std`` with ddof=0), computed once."""
         if not self._moments:
+            # elementwise sums, not np.dot: a BLAS call can wake a thread pool, which on a busy
+            # machine costs milliseconds per call
             w = self.counts / self.n
-            mean = float(np.dot(w, self.values))
-            self._moments.append((mean, math.sqrt(float(np.dot(w, (self.values - mean) ** 2)))))
+            mean = float((w * self.values).sum())
+            self._moments.append((mean, math.sqrt(float((w * (self.values - mean) ** 2).sum()))))
         return self._moments[0]
 
 

@@ -284,9 +284,14 @@ def measure_checks(work: Path, n: int, workers: int, concurrency: int, timeout: 
             f"tick 1 (cold worker caches): {n} checks in {cold:.1f} s = {n / cold:.1f} checks/s; "
             f"worker CPU {1000 * (cpu1 - cpu0) / n:.0f} ms per check"
         )
-        # Make every model due again: the checks of tick 1 are moved one schedule interval back.
+        # Make every model due again: the checks of tick 1 are moved two schedule intervals back...
         with store.session() as s:
-            s.execute(sa.text("UPDATE checks SET started_at = started_at - interval '2 hours'"))
+            # ... and their request keys renamed, or tick 2 would find its schedule slot done.
+            s.execute(
+                sa.text(
+                    "UPDATE checks SET started_at = started_at - interval '2 hours', request_key = request_key || '-tick1'"
+                )
+            )
             s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))
         warm = one_tick(app, store, 2 * n, timeout)
         cpu2 = group_cpu_seconds(procs)
@@ -441,6 +446,7 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=ROOT / ".retrain" / "bench-service")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--skip-tags", action="store_true")
+    p.add_argument("--setup-only", action="store_true", help="write the data and register the models, then stop")
     p.add_argument(
         "--window-hours",
         type=float,
@@ -450,6 +456,8 @@ def main() -> None:
     args = p.parse_args()
     setup(args.workdir, args.models)
     write_models(args.workdir, args.models, args.window_hours)
+    if args.setup_only:
+        return
     results = measure_in_process(args.workdir)
     results |= measure_checks(args.workdir, args.models, args.workers, args.concurrency, args.timeout)
     if not args.skip_tags:

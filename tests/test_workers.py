@@ -236,3 +236,23 @@ def test_retry_later_becomes_a_retry_with_its_delay_and_give_up_fails_at_once() 
         assert flaky.apply(args=["fine"]).get() == "ok"
     finally:
         ControllerTask.retry = original_retry
+
+
+def test_a_redis_namespace_prefixes_every_key(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery import Celery
+
+    from workers.app import configure
+
+    monkeypatch.setenv("RETRAIN_REDIS_NAMESPACE", "blue")
+    lock = RedisLock(client, "check:churn", 5)
+    assert lock.key == "blue:retrain:lock:check:churn"
+    assert lock.acquire() and client.exists("blue:retrain:lock:check:churn")
+    assert RedisLock(client, "check:churn", 5).key == lock.key
+    monkeypatch.delenv("RETRAIN_REDIS_NAMESPACE")
+    assert RedisLock(client, "check:churn", 5).acquire(), "another namespace, another lock"
+    from controller.config import ServiceConfig
+
+    monkeypatch.setenv("RETRAIN_REDIS_NAMESPACE", "blue")
+    conf = configure(Celery("x"), ServiceConfig()).conf
+    assert conf.broker_transport_options["global_keyprefix"] == "blue:"
+    assert conf.result_backend_transport_options["global_keyprefix"] == "blue:"

@@ -32,6 +32,17 @@ retrain is claimed once, but wasteful); tests lower it to see a killed worker's 
 """
 
 
+NAMESPACE_ENV = f"{ENV_PREFIX}REDIS_NAMESPACE"
+"""Prefix of every Redis key the service uses (queues, results, locks), so that several
+deployments, or several test runs, can share one Redis database. Empty by default."""
+
+
+def redis_key(name: str) -> str:
+    """``name`` in this process's Redis namespace."""
+    namespace = os.environ.get(NAMESPACE_ENV, "")
+    return f"{namespace}:{name}" if namespace else name
+
+
 def service_settings() -> ServiceConfig:
     """The service config of this process; defaults when no config file exists."""
     path = os.environ.get(f"{ENV_PREFIX}CONFIG")
@@ -42,6 +53,8 @@ def service_settings() -> ServiceConfig:
 
 def configure(app: Celery, service: ServiceConfig) -> Celery:
     visibility = float(os.environ.get(VISIBILITY_ENV, "3600"))
+    namespace = os.environ.get(NAMESPACE_ENV, "")
+    prefix = {"global_keyprefix": f"{namespace}:"} if namespace else {}
     app.conf.update(
         broker_url=service.broker_url,
         result_backend=service.result_backend,
@@ -68,8 +81,9 @@ def configure(app: Celery, service: ServiceConfig) -> Celery:
             "visibility_timeout": visibility,
             "unacked_restore_interval": max(1.0, min(10.0, visibility / 2)),
             "unacked_restore_throttle": 1,
+            **prefix,
         },
-        result_backend_transport_options={"visibility_timeout": visibility},
+        result_backend_transport_options={"visibility_timeout": visibility, **prefix},
         worker_hijack_root_logger=False,
         beat_max_loop_interval=5,
     )

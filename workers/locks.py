@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import redis
 
 from controller.errors import RetryLater
+from workers.app import redis_key
 
 PREFIX = "retrain:lock:"
 
@@ -30,7 +31,7 @@ class RedisLock:
 
     def __init__(self, client: redis.Redis, name: str, ttl_seconds: float) -> None:
         self.client = client
-        self.key = PREFIX + name
+        self.key = redis_key(PREFIX + name)
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
         self.token = secrets.token_hex(16)
 

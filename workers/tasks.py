@@ -24,7 +24,7 @@ from controller.config import ENV_PREFIX
 from controller.errors import GiveUp, RetryLater
 from controller.outbox import deliver_outbox
 from controller.service import Context, due_checks, run_check, run_retrain
-from workers.app import app
+from workers.app import app, redis_key
 from workers.locks import model_lock
 from workers.schedule import ModelsWatcher, models_folder, slot_key
 
@@ -72,7 +72,7 @@ class ControllerTask(Task):
 
 def kick_delivery(client: redis.Redis) -> None:
     """Queue one outbox delivery unless one is already queued (many checks, one deliverer)."""
-    if client.set(DELIVER_PENDING_KEY, "1", nx=True, ex=30):
+    if client.set(redis_key(DELIVER_PENDING_KEY), "1", nx=True, ex=30):
         deliver.delay()
 
 
@@ -142,7 +142,7 @@ def retrain(self: Task, retrain_id: int) -> dict[str, Any]:
 def deliver(self: Task) -> dict[str, int]:
     """Drain the due outbox items for up to ``DELIVER_BUDGET_SECONDS``."""
     p = process()
-    p.redis.delete(DELIVER_PENDING_KEY)
+    p.redis.delete(redis_key(DELIVER_PENDING_KEY))
     totals = {"delivered": 0, "failed": 0, "dead": 0, "suppressed": 0, "tags_written": 0}
     started = p.ctx.clock()
     while True:

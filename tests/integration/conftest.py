@@ -175,6 +175,7 @@ class World:
     redis_url: str
     prefix: str
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _celery: Any = None
 
     def add_model(self, name: str, kind: str, seed: int = 0, every: str = "1h") -> ModelConfig:
         """Write data for ``name``, register its first version, then write its model file."""
@@ -287,15 +288,46 @@ class World:
         return (self.folder / f"{name}.log").read_text(errors="replace")
 
     def celery(self) -> Any:
-        from workers.app import app, configure
+        """A Celery app of this test's own (namespace and broker differ per test), to send tasks."""
+        if self._celery is None:
+            from celery import Celery
 
-        return configure(app, load_service_config(self.config))
+            from workers.app import configure
+
+            self._celery = configure(Celery("retrain-test"), load_service_config(self.config))
+        return self._celery
+
+
+def isolated_redis(redis_url: str) -> str:
+    """A Redis URL for one test's service: database 14 under a key namespace of its own.
+
+    The shared fixture's database 15 is flushed at the start and end of every Redis test, which a
+    concurrent run (another engineer's, or CI on the same machine) would do in the middle of this
+    test's queues; a namespace in another database is touched by nobody else.
+    """
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/14"
+    client = redis.Redis.from_url(url)
+    client.ping()
+    client.close()
+    return url
 
 
 @pytest.fixture
 def world(
-    tmp_path: Path, postgres_url: str, redis_url: str, mlflow_server: MlflowServer, receiver: Receiver
+    tmp_path: Path,
+    postgres_url: str,
+    redis_url: str,
+    mlflow_server: MlflowServer,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
+    import redis
+
+    prefix = f"it-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("RETRAIN_REDIS_NAMESPACE", prefix)
+    redis_url = isolated_redis(redis_url)
     (tmp_path / "models").mkdir()
     config = tmp_path / "controller.yaml"
     config.write_text(
@@ -324,9 +356,15 @@ def world(
         mlflow_server,
         receiver,
         redis_url,
-        f"it-{uuid.uuid4().hex[:8]}",
+        prefix,
     )
     yield w
     for proc in w.procs:
         kill_group(proc)
+    if w._celery is not None:
+        w._celery.close()
     store.dispose()
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.delete(key)
+    client.close()

@@ -492,27 +492,31 @@ def controller_schedule(
         # how fresh versions decay, from the stretches of their lives before a break in the data
         decay = decay_rate([list(h[: _until_break(s, len(h), changes)]) for s, h in history.items()]) or 0.0
         outcomes = [_recovered(matrix, prev, r) for prev, r in zip(starts, retrains, strict=False) if r <= last]
-        share, drifted = float(matrix.drift_share[serving, t - 1]), bool(matrix.dataset_drift[serving, t - 1])
         fresh_share, fresh_in = _window_freshness(change, t, cfg)
         shift = _estimated_shift(matrix, serving, t - 1, estimators) if not len(current) else None
+        context: dict[str, Any] = {
+            "drift_share": float(matrix.drift_share[serving, t - 1]),
+            "dataset_drift": bool(matrix.dataset_drift[serving, t - 1]),
+            "n_rows": n,
+            "decay_points_per_day": decay,
+            "window_fresh_share": fresh_share,
+            "fresh_window_in_days": fresh_in,
+            "regime_days": regime_days(sorted(changes), float(t), float(k)),
+        }
+        metric = "error_rate" if task == "classification" else "mae"
         if baseline is None or (not len(current) and shift is None):
-            signals = Signals("error_rate", None, None, "none", drift_share=share, dataset_drift=drifted)
+            signals = Signals(metric, None, None, "none", **context)
         elif shift is not None:
             # no label for this version yet: the fresh level moved by the label-free estimate's change (CBPE)
+            base = baseline / 100.0
             signals = Signals(
-                "error_rate",
-                baseline / 100.0,
-                baseline / 100.0 + shift[0],
+                metric,
+                base,
+                base + shift[0],
                 "estimated",
-                current_low=baseline / 100.0 + shift[1],
-                current_high=baseline / 100.0 + shift[2],
-                drift_share=share,
-                dataset_drift=drifted,
-                n_rows=n,
-                decay_points_per_day=decay,
-                window_fresh_share=fresh_share,
-                fresh_window_in_days=fresh_in,
-                regime_days=regime_days(sorted(changes), float(t), float(k)),
+                current_low=base + shift[1],
+                current_high=base + shift[2],
+                **context,
             )
         else:
             # the last few chunks since the version started (or the data last changed), carried
@@ -520,28 +524,21 @@ def controller_schedule(
             # D chunks away: less noise than the last labelled chunk alone, and not D chunks stale
             recent = current[-min(len(current), _POOL, max(last + 1 - (change or 0), 1)) :]
             now_rate = (float(np.mean(recent)) + decay * ((len(recent) - 1) / 2.0 + cfg.label_delay)) / 100.0
-            sd_now = _chunk_sd(now_rate * n, 0.0, n, task) / math.sqrt(len(recent))
-            if task != "classification":
-                sd_now = _chunk_sd(matrix.errors[serving, last], matrix.squares[serving, last], n, task)
+            if task == "classification":
+                sd_chunk = _chunk_sd(now_rate * n, 0.0, n, task)
+                sd_fresh = _chunk_sd(baseline * n / 100.0, 0.0, n, task)
+            else:
+                sd_chunk = sd_fresh = _chunk_sd(matrix.errors[serving, last], matrix.squares[serving, last], n, task)
             # the baseline is an estimate too: its error widens the interval
-            sd_base = _chunk_sd(baseline * n / 100.0, 0.0, n, task) / math.sqrt(len(fresh))
-            if task != "classification":
-                sd_base = sd_now / math.sqrt(len(fresh))
-            half = _Z * math.sqrt(sd_now**2 + sd_base**2)
+            half = _Z * math.sqrt(sd_chunk**2 / len(recent) + sd_fresh**2 / len(fresh))
             signals = Signals(
-                "error_rate" if task == "classification" else "mae",
+                metric,
                 baseline / 100.0,
                 now_rate,
                 "realized",
                 current_low=now_rate - half,
                 current_high=now_rate + half,
-                drift_share=share,
-                dataset_drift=drifted,
-                n_rows=n,
-                decay_points_per_day=decay,
-                window_fresh_share=fresh_share,
-                fresh_window_in_days=fresh_in,
-                regime_days=regime_days(sorted(changes), float(t), float(k)),
+                **context,
             )
         state = ModelState(
             owner="backtest",

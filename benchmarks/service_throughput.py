@@ -289,7 +289,8 @@ def measure_checks(work: Path, n: int, workers: int, concurrency: int, timeout: 
             # ... and their request keys renamed, or tick 2 would find its schedule slot done.
             s.execute(
                 sa.text(
-                    "UPDATE checks SET started_at = started_at - interval '2 hours', request_key = request_key || '-tick1'"
+                    "UPDATE checks SET started_at = started_at - interval '2 hours', "
+                    "request_key = request_key || '-tick1'"
                 )
             )
             s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))

@@ -189,3 +189,25 @@ def test_whole_report_matches_evidently_preset(n_ref: int, n_cur: int) -> None:
     assert native.column("all_null").status == "all_null"
     assert (ev.n_drifted, ev.n_columns, ev.drifted) == (native.n_drifted, native.n_columns, native.drifted)
     assert native.n_drifted > 0
+
+
+LARGE = [
+    # sizes past scipy's exact KS limit (10,000) and past the fast counting paths (50,000 rows)
+    ("ks", lambda r, n, s: r.normal(0.03 * s, 1, n), 12_000, 11_000),
+    ("ks", lambda r, n, s: r.integers(0, 50 + s, n), 60_000, 55_000),
+    ("wasserstein", lambda r, n, s: r.integers(-500, 9_000 + 200 * s, n), 60_000, 55_000),
+    ("jensenshannon", lambda r, n, s: r.choice([0.5, 1.5, 2.5, 4.0], n, p=_p(0.4, 0.3, 0.2, 0.1, s=s)), 60_000, 55_000),
+    ("psi", lambda r, n, s: r.poisson(30 + s, n).astype(float), 60_000, 55_000),
+]
+
+
+@pytest.mark.parametrize(("name", "gen", "n_ref", "n_cur"), LARGE, ids=[f"{t[0]}-{t[2]}" for t in LARGE])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_large_windows_match_evidently(name: str, gen: Gen, n_ref: int, n_cur: int, shifted: bool) -> None:
+    rng = np.random.default_rng(n_ref + len(name))
+    ref, cur = pd.Series(gen(rng, n_ref, False)), pd.Series(gen(rng, n_cur, shifted))
+    expected = _evidently(name, "numerical", ref, cur)
+    got = _native(name, "numerical", ref, cur)
+    assert expected is not None and got is not None
+    assert got[0] == pytest.approx(expected[0], rel=1e-6, abs=1e-6)
+    assert got[1] == expected[1]

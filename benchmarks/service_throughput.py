@@ -261,7 +261,9 @@ def one_tick(app: Any, store: Store, target: int, timeout: float) -> float:
     return time.perf_counter() - t0
 
 
-def measure_checks(work: Path, n: int, workers: int, concurrency: int, timeout: float) -> dict[str, float]:
+def measure_checks(
+    work: Path, n: int, workers: int, concurrency: int, timeout: float, ticks: int = 2
+) -> dict[str, float]:
     from workers.app import app, configure
 
     schema, store_url = fresh_schema()
@@ -284,32 +286,30 @@ def measure_checks(work: Path, n: int, workers: int, concurrency: int, timeout: 
             f"tick 1 (cold worker caches): {n} checks in {cold:.1f} s = {n / cold:.1f} checks/s; "
             f"worker CPU {1000 * (cpu1 - cpu0) / n:.0f} ms per check"
         )
-        # Make every model due again: the checks of tick 1 are moved two schedule intervals back...
-        with store.session() as s:
-            # ... and their request keys renamed, or tick 2 would find its schedule slot done.
-            s.execute(
-                sa.text(
-                    "UPDATE checks SET started_at = started_at - interval '2 hours', "
-                    "request_key = request_key || '-tick1'"
+        results = {"cold_checks_per_s": n / cold, "cold_worker_cpu_s_per_check": (cpu1 - cpu0) / n}
+        if ticks > 1:
+            # Make every model due again: the checks of tick 1 are moved two schedule intervals back...
+            with store.session() as s:
+                # ... and their request keys renamed, or tick 2 would find its schedule slot done.
+                s.execute(
+                    sa.text(
+                        "UPDATE checks SET started_at = started_at - interval '2 hours', "
+                        "request_key = request_key || '-tick1'"
+                    )
                 )
+                s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))
+            warm = one_tick(app, store, 2 * n, timeout)
+            cpu2 = group_cpu_seconds(procs)
+            print(
+                f"tick 2 (warm workers):       {n} checks in {warm:.1f} s = {n / warm:.1f} checks/s; "
+                f"worker CPU {1000 * (cpu2 - cpu1) / n:.0f} ms per check"
             )
-            s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))
-        warm = one_tick(app, store, 2 * n, timeout)
-        cpu2 = group_cpu_seconds(procs)
-        print(
-            f"tick 2 (warm workers):       {n} checks in {warm:.1f} s = {n / warm:.1f} checks/s; "
-            f"worker CPU {1000 * (cpu2 - cpu1) / n:.0f} ms per check"
-        )
+            results |= {"warm_checks_per_s": n / warm, "warm_worker_cpu_s_per_check": (cpu2 - cpu1) / n}
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         actions = store.latest_decisions()
         print("decisions:", dict(pd.Series([d.action for d in actions.values()]).value_counts()))
         store.dispose()
-        return {
-            "cold_checks_per_s": n / cold,
-            "warm_checks_per_s": n / warm,
-            "cold_worker_cpu_s_per_check": (cpu1 - cpu0) / n,
-            "warm_worker_cpu_s_per_check": (cpu2 - cpu1) / n,
-        }
+        return results
     finally:
         stop(procs)
         drop_schema(schema)
@@ -448,6 +448,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--skip-tags", action="store_true")
     p.add_argument("--setup-only", action="store_true", help="write the data and register the models, then stop")
+    p.add_argument("--ticks", type=int, choices=(1, 2), default=2, help="2: also a tick on warm workers")
     p.add_argument(
         "--window-hours",
         type=float,
@@ -460,7 +461,7 @@ def main() -> None:
     if args.setup_only:
         return
     results = measure_in_process(args.workdir)
-    results |= measure_checks(args.workdir, args.models, args.workers, args.concurrency, args.timeout)
+    results |= measure_checks(args.workdir, args.models, args.workers, args.concurrency, args.timeout, args.ticks)
     if not args.skip_tags:
         results |= measure_tags(args.workdir, args.tag_versions, args.timeout)
     print(

@@ -261,9 +261,10 @@ class MlflowRegistry:
             scores_path = local / "scores.parquet"
             scores = pd.read_parquet(scores_path) if scores_path.exists() else None
         metrics = {k: float(v) for k, v in meta.get("metrics", {}).items()}
-        # Metrics the training run logged fill what the baseline file does not state.
+        # Holdout metrics the training run logged fill what the baseline file does not state.
         for key, value in self._call(lambda: self.client.get_run(run_id)).data.metrics.items():
-            metrics.setdefault(key.removeprefix("holdout_"), float(value))
+            if key.startswith("holdout_"):
+                metrics.setdefault(key.removeprefix("holdout_"), float(value))
         baseline = Baseline(profile, sha, metrics, scores)
         self._baselines[(name, version)] = baseline
         return baseline

@@ -110,9 +110,15 @@ def test_baseline_command_onboards_a_version_registered_elsewhere(
     cfg = load_models(service)["m1"]
     clf = sklearn_classifier(ref, features=features_of(cfg, list(ref.columns)), target="label")
     # A version registered by someone else's pipeline: no baseline artifacts.
+    old_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(service.mlflow_tracking_uri)
-    with mlflow.start_run():
-        mlflow.sklearn.log_model(clf, name="model", registered_model_name="m1", pip_requirements=["scikit-learn"])
+    mlflow.set_registry_uri(service.mlflow_tracking_uri)
+    try:
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(clf, name="model", registered_model_name="m1", pip_requirements=["scikit-learn"])
+    finally:
+        mlflow.set_tracking_uri(old_uris[0])
+        mlflow.set_registry_uri(old_uris[1])
     MlflowRegistry(service.mlflow_tracking_uri).set_alias("m1", "champion", "1")
     now = (T0 + timedelta(days=7)).isoformat()
     assert run(["check", "m1", "--config", str(path), "--now", now]) == 2

@@ -33,7 +33,7 @@ from controller.config import (
 )
 from controller.datasource import Window, load_window
 from controller.decision import Action, Decision, Economics, ModelState, Signals, decide
-from controller.economics import EconomicsConfig, recovery_probability, retrain_cost
+from controller.economics import EconomicsConfig, decay_rate, recovery_probability, regime_days, retrain_cost
 from controller.errors import DataError, GiveUp, UserError
 from controller.policy import PolicyConfig
 from controller.registry import Baseline, MlflowRegistry, Registry, TrainingRecord, VersionInfo
@@ -270,12 +270,13 @@ def _performance(
     if source == "none" or base is None:
         return out
     period = (cfg.schedule.seconds or 86400.0) / 3600.0
+    series = ctx.store.metric_series(cfg.name, metric, version=version)
     decay = decay_signal(
         metric,
         base,
         current,
         source,
-        ctx.store.metric_history(cfg.name, metric, version=version),
+        [v for _, v in series],
         policy.tolerance_points,
         higher_is_better=higher_is_better(metric),
         period_hours=period,
@@ -286,6 +287,55 @@ def _performance(
         forecast_hours_to_tolerance=decay.forecast_hours_to_tolerance,
         p_value=decay.p_value,
     )
+    if decay.change_detected and decay.change_index is not None:
+        times = [t for t, _ in series] + [window.end]
+        out["change_at"] = times[min(decay.change_index, len(times) - 1)].isoformat()
+    return out
+
+
+def forecast_fields(ctx: Context, cfg: ModelConfig, metric: str, perf: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What the decision needs to price a retrain over its real life, from the model's check history.
+
+    - ``decay_points_per_day``: how fast a fresh version loses points (slopes of every version's
+      realized drops, pooled);
+    - ``regime_days``: expected days until the data changes again, from the changes detected so far;
+    - ``window_fresh_share`` / ``fresh_window_in_days``: how much of a retrain's training window
+      postdates the last change, and when it will all postdate it.
+    """
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    checks = [c for c in reversed(ctx.store.checks(cfg.name, limit=500)) if c.status == "done" and c.signals]
+    series: dict[str | None, list[tuple[datetime, float]]] = {}
+    changes: set[datetime] = set()
+    for c in checks:
+        sig = c.signals or {}
+        if sig.get("source") == "realized" and sig.get("baseline") is not None and c.metric_value is not None:
+            drop = 100.0 * sign * (sig["baseline"] - c.metric_value)
+            series.setdefault(c.version, []).append((c.started_at, drop))
+        if sig.get("change_at"):
+            changes.add(datetime.fromisoformat(sig["change_at"]))
+    if perf.get("change_at"):
+        changes.add(datetime.fromisoformat(perf["change_at"]))
+    out: dict[str, Any] = {}
+    period_days = (cfg.schedule.seconds or 86400.0) / 86400.0
+    # A fresh version's decay is read from its life before the data broke, not across the break.
+    histories = []
+    for points in series.values():
+        breaks = [c for c in changes if c > points[0][0]]
+        end = min(breaks, default=None)
+        histories.append([d for t, d in points if end is None or t < end])
+    per_period = decay_rate(histories)
+    if per_period is not None:
+        out["decay_points_per_day"] = per_period / period_days
+    if changes and checks:
+        start = checks[0].started_at
+        day = 86400.0
+        out["regime_days"] = regime_days(
+            sorted((c - start).total_seconds() / day for c in changes), (now - start).total_seconds() / day
+        )
+        last = max(changes)
+        window = timedelta(hours=(cfg.trainer.window_hours if cfg.trainer else None) or cfg.data.window_hours)
+        out["window_fresh_share"] = min(max((now - last) / window, 0.0), 1.0)
+        out["fresh_window_in_days"] = max((last + window - now).total_seconds() / day, 0.0)
     return out
 
 
@@ -465,6 +515,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
         quality_failures=failures,
         n_rows=len(rows),
         **_reuse_candidate(ctx, cfg, version, window, features, metric, perf["source"]),
+        **forecast_fields(ctx, cfg, metric, perf, now),
     )
     state, approval_id = model_state(ctx, cfg, model_tags, policy, now)
     economics = economics_of(ctx, cfg, version.version)

@@ -395,6 +395,22 @@ class Store:
             q = sa.select(CheckRow).where(CheckRow.model == model).order_by(CheckRow.id.desc()).limit(limit)
             return list(s.scalars(q))
 
+    def metric_series(
+        self, model: str, metric: str, limit: int = 50, version: str | None = None
+    ) -> list[tuple[datetime, float]]:
+        """Past ``(check time, value)`` of a metric for a model (optionally one version), oldest first."""
+        with self.session() as s:
+            q = sa.select(CheckRow.started_at, CheckRow.metric_value).where(
+                CheckRow.model == model,
+                CheckRow.metric == metric,
+                CheckRow.metric_value.is_not(None),
+                CheckRow.status == "done",
+            )
+            if version is not None:
+                q = q.where(CheckRow.version == version)
+            rows = s.execute(q.order_by(CheckRow.id.desc()).limit(limit)).all()
+            return [(t, float(v)) for t, v in reversed(rows) if v is not None]
+
     def metric_history(self, model: str, metric: str, limit: int = 50, version: str | None = None) -> list[float]:
         """Past values of a metric for a model (optionally one version), oldest first."""
         with self.session() as s:

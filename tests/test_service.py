@@ -195,3 +195,29 @@ def test_evidently_engine_logs_its_html_report_per_check(tmp_path: Path) -> None
     html = ctx.registry.reports[run_id]["drift.html"]  # type: ignore[attr-defined]
     assert html.lstrip().lower().startswith(b"<html") or b"<!doctype html" in html[:200].lower()
     assert out.signals["drift"]["columns"][2]["column"] == "noise" and out.signals["drift"]["columns"][2]["drifted"]
+
+
+def test_forecast_fields_come_from_the_check_history(tmp_path: Path) -> None:
+    from controller.decision import Decision, Numbers, Reason
+    from controller.service import forecast_fields
+
+    ctx = _setup(tmp_path, make_rows(500, T0, seed=27), schedule={"every": "1d"})
+    cfg = ctx.model("m1")
+    day = timedelta(days=1)
+    change = T0 + 3 * day
+    for i, value in enumerate([0.90, 0.89, 0.88, 0.80, 0.79]):  # one point a day, then a jump
+        when = T0 + i * day
+        check_id, _ = ctx.store.start_check("m1", when)
+        signals = {"metric": "accuracy", "source": "realized", "baseline": 0.90, "current": value}
+        if i == 4:
+            signals["change_at"] = change.isoformat()
+        decision = Decision(
+            Action.DEFER, (Reason.WITHIN_TOLERANCE,), "s", Numbers(0, 0, 0, 0, 0, 0, None), "realized", when
+        )
+        ctx.store.finish_check(check_id, "1", signals, decision, [], when)
+    now = T0 + 5 * day
+    got = forecast_fields(ctx, cfg, "accuracy", {}, now)
+    assert got["decay_points_per_day"] == pytest.approx(1.0)  # 0, 1, 2 before the break; 10, 11 after it
+    assert got["regime_days"] == pytest.approx(5.0)  # one change in five days
+    assert got["window_fresh_share"] == pytest.approx(2 / 7)  # two of the trainer's seven days postdate it
+    assert got["fresh_window_in_days"] == pytest.approx(5.0)

@@ -453,8 +453,8 @@ class DirectLossEstimator:
     each reference row by how much more typical it is of the chunk than of the reference, and the
     weighted mean of the cross-fitted residuals (realized loss minus predicted loss) is the loss
     model's bias for a chunk like this one; its standard error joins the interval. On the
-    benchmark's covariate shift this halved the bias and lifted the 90% interval's coverage of
-    the realized MAE from 0.68-0.83 to 0.93-0.98 (two seeds).
+    benchmark's covariate shift it lowered the MAE of the estimated MAE from 0.0087 to 0.0071 and
+    lifted the 90% interval's coverage of the realized value from 79% to 92% (160 chunks).
 
     Like CBPE, it sees covariate shift (the loss model knows where the first model is weak) and
     misses concept drift (same inputs, new truth).

@@ -154,7 +154,7 @@ class CBPE:
     ----------
     metrics:
         Any of accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss (multiclass: macro
-        averages, one-vs-rest AUC).
+        averages, one-vs-rest AUC, and ``precision[c]``, ``recall[c]``, ``f1[c]`` per class).
     confidence:
         Coverage of the intervals, 0.9 = the 5th to 95th percentile of simulated realized values.
     calibration:
@@ -167,7 +167,8 @@ class CBPE:
     n_calibration_boot:
         Calibration maps fitted on bootstrap resamples of the reference; the label draws cycle
         through them, so the interval also carries the calibration map's own estimation error
-        (without it, 90% intervals of ROC AUC covered the realized value in only ~77% of chunks).
+        (on the benchmark's covariate shift: ROC AUC coverage 87% with them, 85% without; accuracy 92%
+        against 89%).
     """
 
     def __init__(

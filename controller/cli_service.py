@@ -115,7 +115,7 @@ def run_once(
     unknown = [m for m in model or [] if m not in ctx.models]
     if unknown:
         raise UserError(f"--model: unknown model(s) {', '.join(unknown)}; configured: {', '.join(sorted(ctx.models))}")
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     now = ctx.clock()
     due = [m for m in due_checks(ctx, now) if not model or m in model]
     failed = 0
@@ -156,7 +156,7 @@ def deliver(
     ctx = Context.from_config(config)
     report = _drain(ctx, limit)
     counts = ctx.store.outbox_counts()
-    Console(highlight=False).print(
+    Console(highlight=False, soft_wrap=True).print(
         f"{report.delivered} delivered, {report.failed} to retry, {report.dead} dead, {report.suppressed} suppressed; "
         f"outbox now: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")
     )
@@ -184,7 +184,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     cli = typer.Typer(name="retrainctl", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     register(cli)
     try:
-        cli(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # Without standalone mode, Click returns the code of a typer.Exit instead of raising it.
+        code = cli(args=list(argv) if argv is not None else None, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (UserError, GiveUp) as exc:
@@ -196,7 +197,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.TyperException as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

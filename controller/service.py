@@ -288,8 +288,12 @@ def _performance(
         p_value=decay.p_value,
     )
     if decay.change_detected and decay.change_index is not None:
+        # The slide began between the check before the first changed one and that check; the new
+        # data that check saw starts at the later of the previous check and its window's start.
         times = [t for t, _ in series] + [window.end]
-        out["change_at"] = times[min(decay.change_index, len(times) - 1)].isoformat()
+        i = min(decay.change_index, len(times) - 1)
+        first_window_start = times[i] - (window.end - window.start)
+        out["change_at"] = max(times[i - 1] if i > 0 else first_window_start, first_window_start).isoformat()
     return out
 
 

@@ -15,7 +15,10 @@ realized metric over the chunks (so an MAE can be read against how much there wa
 and, for classifiers, the noise floor: the MAE of the *true* expected metric (computed from the
 generator's ``P(y | x)``), which no estimator can beat because the realized metric is itself a
 random draw. For the concept-drift scenario it also prints what the estimate misses: the realized
-drop from the first to the last chunks against the estimated drop.
+drop from the first to the last chunks against the estimated drop. For both binary scenarios it
+runs the decay signal check by check on the realized and on the estimated accuracy (tolerance 2
+points) and prints, per seed, the chunk where the CUSUM first fires and where the drop is first
+significant and past the tolerance (what the controller would act on).
 
 Run (about two minutes per seed on one busy core)::
 
@@ -41,6 +44,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from detectors.decay import decay_signal
 from detectors.estimation import (
     CBPE,
     DirectLossEstimator,
@@ -48,9 +52,10 @@ from detectors.estimation import (
     expected_binary_metrics,
     expected_multiclass_metrics,
 )
-from detectors.performance import baseline_metrics
+from detectors.performance import MetricValue, baseline_metrics, realized_performance
 
 D = 6
+DECAY_TOLERANCE = 2.0
 BINARY_METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall", "pr_auc", "log_loss")
 
 
@@ -62,8 +67,13 @@ class Tally:
     realized: list[float] = field(default_factory=list)
     covered: list[bool] = field(default_factory=list)
     oracle: list[float] = field(default_factory=list)
+    estimates: list[MetricEstimate] = field(default_factory=list)
+    realized_values: list[MetricValue] = field(default_factory=list)
+    """Realized values with bootstrap intervals (only where the decay trace needs them)."""
+    baselines: dict[str, float] = field(default_factory=dict)
 
     def add(self, est: MetricEstimate, realized: float, oracle: float | None = None) -> None:
+        self.estimates.append(est)
         self.estimate.append(est.estimate)
         self.realized.append(realized)
         self.covered.append(bool(est.lower <= realized <= est.upper))
@@ -113,8 +123,15 @@ def binary(n_chunks: int, chunk_rows: int, rng: np.random.Generator, concept: bo
     X, y, _ = draw(60_000, np.zeros(D), 0.0)
     model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=0).fit(X, y)
     X, y, _ = draw(50_000, np.zeros(D), 0.0)
-    cbpe = CBPE(metrics=BINARY_METRICS, n_calibration_boot=opts.calibration_boot).fit(model.predict_proba(X)[:, 1], y)
+    ref_score = model.predict_proba(X)[:, 1]
+    cbpe = CBPE(metrics=BINARY_METRICS, n_calibration_boot=opts.calibration_boot).fit(ref_score, y)
     tallies = {m: Tally() for m in BINARY_METRICS}
+    # Baselines as the controller uses them: realized on the reference, and the estimator's own
+    # view of the reference for estimated figures.
+    tallies["accuracy"].baselines = {
+        "realized": baseline_metrics(y, proba=ref_score)["accuracy"],
+        "estimated": cbpe.estimate(ref_score)["accuracy"].estimate,
+    }
     for c in range(n_chunks):
         mean = np.zeros(D) if concept else _shift(c, n_chunks)
         drift = 0.6 * c / max(n_chunks - 1, 1) if concept else 0.0
@@ -126,7 +143,26 @@ def binary(n_chunks: int, chunk_rows: int, rng: np.random.Generator, concept: bo
         ideal = expected_binary_metrics(score, truth, (score >= 0.5).astype(np.int64))
         for m in BINARY_METRICS:
             tallies[m].add(est[m], real[m], ideal[m])
+        acc = realized_performance(y, proba=score, metrics=["accuracy"], n_boot=200, seed=c).metrics["accuracy"]
+        tallies["accuracy"].realized_values.append(acc)
     return tallies
+
+
+def decay_trace(
+    values: list[MetricValue] | list[MetricEstimate], baseline: float, source: str, tolerance: float
+) -> dict[str, int | None]:
+    """Run the decay signal check by check: when does the CUSUM fire, when is the drop actionable?"""
+    first_change = first_actionable = None
+    history: list[float] = []
+    for c, current in enumerate(values):
+        sig = decay_signal("accuracy", baseline, current, source, history, tolerance)  # type: ignore[arg-type]
+        if sig.change_detected and first_change is None:
+            first_change = c
+        if sig.significant and (sig.drop_points or 0.0) >= tolerance and first_actionable is None:
+            first_actionable = c
+        if sig.current is not None:
+            history.append(sig.current)
+    return {"first_change": first_change, "first_actionable": first_actionable}
 
 
 def multiclass(n_chunks: int, chunk_rows: int, rng: np.random.Generator, opts: Options) -> dict[str, Tally]:
@@ -189,6 +225,10 @@ def concept_misses(tallies: dict[str, Tally], tail: int) -> dict[str, dict[str, 
     return out
 
 
+def _chunks(found: list[int | None]) -> str:
+    return ", ".join("never" if c is None else str(c) for c in found)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--chunks", type=int, default=40, help="chunks per scenario")
@@ -234,6 +274,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             floor = f"{s['noise_floor_mae']:.4f}" if "noise_floor_mae" in s else "-"
             span = f"{s['realized_min']:.3f}..{s['realized_max']:.3f}"
             print(f"{name:22} {m:10} {s['mae']:8.4f} {floor:>8} {s['coverage']:9.0%} {span:>18}")
+        if name.startswith("binary"):
+            traces = [
+                {
+                    source: decay_trace(
+                        one["accuracy"].realized_values if source == "realized" else one["accuracy"].estimates,
+                        one["accuracy"].baselines[source],
+                        source,
+                        DECAY_TOLERANCE,
+                    )
+                    for source in ("realized", "estimated")
+                }
+                for one in per_seed
+            ]
+            results[name]["decay_traces"] = traces
+            for source in ("realized", "estimated"):
+                changes = [t[source]["first_change"] for t in traces]
+                actionable = [t[source]["first_actionable"] for t in traces]
+                print(
+                    f"  decay signal on {source} accuracy (tolerance {DECAY_TOLERANCE:g} points), per seed: "
+                    f"CUSUM alarm at chunk {_chunks(changes)}; significant drop past tolerance at chunk "
+                    f"{_chunks(actionable)}"
+                )
         if name == "binary-concept":
             each = [concept_misses(one, tail=max(1, args.chunks // 5)) for one in per_seed]
             misses = {m: {k: float(np.mean([e[m][k] for e in each])) for k in each[0][m]} for m in each[0]}

@@ -207,6 +207,18 @@ def metric_on(cfg: ModelConfig, model: Any, rows: pd.DataFrame, features: Sequen
 # the check
 
 
+def _no_performance(metric: str, baseline: Baseline) -> dict[str, Any]:
+    """The performance fields of a check that has no figure (yet)."""
+    return {
+        "metric": metric,
+        "baseline": baseline.metrics.get(metric),
+        "source": "none",
+        "current": None,
+        "current_low": None,
+        "current_high": None,
+    }
+
+
 def _performance(
     ctx: Context,
     cfg: ModelConfig,
@@ -225,14 +237,7 @@ def _performance(
     window), and dropped when it has proved untrustworthy; the trend over the version's past
     checks gives a change alarm and a forecast of when the drop crosses the tolerance.
     """
-    out: dict[str, Any] = {
-        "metric": metric,
-        "baseline": baseline.metrics.get(metric),
-        "source": "none",
-        "current": None,
-        "current_low": None,
-        "current_high": None,
-    }
+    out = _no_performance(metric, baseline)
     label = cfg.data.label_column
     mask = window.rows[label].notna().to_numpy()
     estimate = None
@@ -466,14 +471,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     quality = check_quality(profile, rows[[c for c in features if c in rows.columns]])
     failures = tuple(quality.failures)
     drift_share, dataset_drift = None, False
-    perf: dict[str, Any] = {
-        "metric": metric,
-        "baseline": baseline.metrics.get(metric),
-        "source": "none",
-        "current": None,
-        "current_low": None,
-        "current_high": None,
-    }
+    perf = _no_performance(metric, baseline)
     if len(rows):
         current = rows[[c for c in features if c in rows.columns]]
         if cfg.drift.engine == "evidently":

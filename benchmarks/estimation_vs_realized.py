@@ -151,18 +151,21 @@ def binary(n_chunks: int, chunk_rows: int, rng: np.random.Generator, concept: bo
 def decay_trace(
     values: list[MetricValue] | list[MetricEstimate], baseline: float, source: str, tolerance: float
 ) -> dict[str, int | None]:
-    """Run the decay signal check by check: when does the CUSUM fire, when is the drop actionable?"""
-    first_change = first_actionable = None
+    """Run the decay signal check by check: when does the CUSUM fire, when is the drop actionable,
+    and at the alarm, which chunk did the forecast name for crossing the tolerance?"""
+    first_change = first_actionable = forecast_at_alarm = None
     history: list[float] = []
     for c, current in enumerate(values):
         sig = decay_signal("accuracy", baseline, current, source, history, tolerance)  # type: ignore[arg-type]
         if sig.change_detected and first_change is None:
             first_change = c
+            if sig.forecast_periods_to_tolerance is not None:
+                forecast_at_alarm = c + int(np.ceil(sig.forecast_periods_to_tolerance))
         if sig.significant and (sig.drop_points or 0.0) >= tolerance and first_actionable is None:
             first_actionable = c
         if sig.current is not None:
             history.append(sig.current)
-    return {"first_change": first_change, "first_actionable": first_actionable}
+    return {"first_change": first_change, "forecast_at_alarm": forecast_at_alarm, "first_actionable": first_actionable}
 
 
 def multiclass(n_chunks: int, chunk_rows: int, rng: np.random.Generator, opts: Options) -> dict[str, Tally]:
@@ -290,11 +293,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results[name]["decay_traces"] = traces
             for source in ("realized", "estimated"):
                 changes = [t[source]["first_change"] for t in traces]
+                forecasts = [t[source]["forecast_at_alarm"] for t in traces]
                 actionable = [t[source]["first_actionable"] for t in traces]
                 print(
                     f"  decay signal on {source} accuracy (tolerance {DECAY_TOLERANCE:g} points), per seed: "
-                    f"CUSUM alarm at chunk {_chunks(changes)}; significant drop past tolerance at chunk "
-                    f"{_chunks(actionable)}"
+                    f"CUSUM alarm at chunk {_chunks(changes)}; forecast (at the alarm) of the crossing: chunk "
+                    f"{_chunks(forecasts)}; significant drop past tolerance at chunk {_chunks(actionable)}"
                 )
         if name == "binary-concept":
             each = [concept_misses(one, tail=max(1, args.chunks // 5)) for one in per_seed]

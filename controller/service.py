@@ -41,7 +41,7 @@ from controller.store import Store, to_jsonable, utcnow
 from controller.trainers import import_trainer
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
-from detectors.estimation import CBPE
+from detectors.estimation import CBPE, REGRESSION_ESTIMABLE, DirectLossEstimator, MetricEstimate
 from detectors.evidently_engine import run_evidently
 from detectors.performance import baseline_metrics, higher_is_better, realized_performance
 from detectors.profile import ReferenceProfile, build_profile
@@ -62,6 +62,7 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     _model_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
     _hours_cache: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    _estimators: dict[tuple[str, str, str], tuple[Any, float]] = field(default_factory=dict)
 
     @classmethod
     def from_config(
@@ -186,7 +187,12 @@ def build_baseline(
     y = holdout[cfg.data.label_column].to_numpy()
     classes = list(getattr(model, "classes_", []))
     metrics = baseline_metrics(y, pred, _proba_for_metrics(proba), cfg.task)
-    return Baseline(profile.to_bytes(), profile.content_hash, metrics, scores_frame(y, pred, proba, classes))
+    scores = scores_frame(y, pred, proba, classes)
+    if cfg.task == "regression":
+        # The direct-loss estimator learns the error from the inputs, so the reference keeps them.
+        scores = pd.concat([holdout[list(features)].reset_index(drop=True), scores], axis=1)
+        scores = scores.sample(n=min(len(scores), 20_000), random_state=0) if len(scores) > 20_000 else scores
+    return Baseline(profile.to_bytes(), profile.content_hash, metrics, scores)
 
 
 def metric_on(cfg: ModelConfig, model: Any, rows: pd.DataFrame, features: Sequence[str], metric: str) -> float | None:
@@ -205,6 +211,46 @@ def metric_on(cfg: ModelConfig, model: Any, rows: pd.DataFrame, features: Sequen
 
 # ----------------------------------------------------------------------------------------------
 # the check
+
+
+def _label_free(
+    ctx: Context,
+    cfg: ModelConfig,
+    version: str,
+    baseline: Baseline,
+    metric: str,
+    rows: pd.DataFrame,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+) -> tuple[MetricEstimate | None, float | None]:
+    """The label-free estimate of ``metric`` on ``rows`` and the estimator's view of the reference.
+
+    CBPE for classifiers, the direct-loss estimator for regression, both fitted once per version on
+    the reference scores registered with it. An estimate is compared with the estimator's own view
+    of the reference, so the sampling noise of the holdout's realized labels does not pass for decay.
+    """
+    ref = baseline.scores
+    if ref is None:
+        return None, None
+    key = (cfg.registered_model, version, metric)
+    if cfg.task == "classification":
+        cols = [c for c in ref.columns if c.startswith("proba_")]
+        if proba is None or not cols or metric not in CBPE_METRICS:
+            return None, None
+        if key not in ctx._estimators:
+            ref_proba = _positive(ref[cols].to_numpy())
+            cbpe = CBPE(metrics=(metric,)).fit(ref_proba, ref["y_true"].to_numpy())
+            ctx._estimators[key] = (cbpe, cbpe.estimate(ref_proba, ref["y_pred"].to_numpy())[metric].estimate)
+        cbpe, ref_value = ctx._estimators[key]
+        return cbpe.estimate(_positive(proba), pred)[metric], ref_value
+    features = [c for c in ref.columns if c not in ("y_true", "y_pred")]
+    if metric not in REGRESSION_ESTIMABLE or not features or not all(c in rows.columns for c in features):
+        return None, None
+    if key not in ctx._estimators:
+        dle = DirectLossEstimator(metrics=(metric,)).fit(ref[features], ref["y_true"], ref["y_pred"])
+        ctx._estimators[key] = (dle, dle.estimate(ref[features], ref["y_pred"])[metric].estimate)
+    dle, ref_value = ctx._estimators[key]
+    return dle.estimate(rows[features], pred)[metric], ref_value
 
 
 def _no_performance(metric: str, baseline: Baseline) -> dict[str, Any]:
@@ -240,18 +286,7 @@ def _performance(
     out = _no_performance(metric, baseline)
     label = cfg.data.label_column
     mask = window.rows[label].notna().to_numpy()
-    estimate = None
-    ref_estimate = None
-    if cfg.task == "classification" and proba is not None and baseline.scores is not None:
-        ref = baseline.scores
-        cols = [c for c in ref.columns if c.startswith("proba_")]
-        if cols and metric in CBPE_METRICS:
-            ref_proba = ref[cols].to_numpy()
-            est = CBPE(metrics=(metric,)).fit(_positive(ref_proba), ref["y_true"].to_numpy())
-            estimate = est.estimate(_positive(proba), pred)[metric]
-            # An estimate is compared with the estimator's own view of the reference, so the
-            # sampling noise of the holdout's realized labels does not pass for decay.
-            ref_estimate = est.estimate(_positive(ref_proba), ref["y_pred"].to_numpy())[metric].estimate
+    estimate, ref_estimate = _label_free(ctx, cfg, version, baseline, metric, window.rows, pred, proba)
     realized = None
     if mask.any():
         realized = realized_performance(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -221,3 +222,58 @@ def test_forecast_fields_come_from_the_check_history(tmp_path: Path) -> None:
     assert got["regime_days"] == pytest.approx(5.0)  # one change in five days
     assert got["window_fresh_share"] == pytest.approx(2 / 7)  # two of the trainer's seven days postdate it
     assert got["fresh_window_in_days"] == pytest.approx(5.0)
+
+
+def _regression_rows(n: int, seed: int, flip: bool = False) -> pd.DataFrame:
+    rows = make_rows(n, T0, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows["label"] = 3.0 * rows["x1"] + (-2.0 if flip else 2.0) * rows["x2"] + rng.normal(0, 0.5, n)
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("labeled", "flip", "source", "action"),
+    [
+        (True, True, "realized", Action.TRIGGER),
+        (False, False, "estimated", Action.DEFER),
+    ],
+)
+def test_regression_model_realized_and_direct_loss_estimate(
+    tmp_path: Path, labeled: bool, flip: bool, source: str, action: Action
+) -> None:
+    from controller.trainers import sklearn_regressor
+
+    week = _regression_rows(3000, 41, flip=flip)
+    (tmp_path / "data").mkdir()
+    week.drop(columns="label").to_parquet(tmp_path / "data" / "w.parquet")
+    (week if labeled else week.iloc[:0])[["id", "label"]].to_parquet(tmp_path / "labels.parquet")
+    econ = {
+        "metric": "mae",
+        "higher_is_better": False,
+        "value_per_point": 5.0,
+        "traffic_per_day": 100_000,
+        "compute_rate_per_hour": 2.0,
+        "fixed_overhead": 100,
+    }
+    path = write_configs(
+        tmp_path,
+        "data/*.parquet",
+        labels="labels.parquet",
+        task="regression",
+        economics=econ,
+        trainer={"callable": "controller.trainers:sklearn_regressor"},
+    )
+    registry = InMemoryRegistry()
+    ctx = Context.from_config(path, registry=registry, clock=lambda: T0 + WEEK)
+    cfg = ctx.model("m1")
+    ref = _regression_rows(4000, 42)
+    features = features_of(cfg, list(ref.columns))
+    reg = sklearn_regressor(ref.iloc[:3000], features=features, target="label")
+    v = registry.log_version(
+        "m1", TrainingRecord(reg, build_baseline(cfg, reg, ref.iloc[:3000], ref.iloc[3000:], features), {}, {}, 60.0)
+    )
+    registry.set_alias("m1", "champion", v.version)
+    out = run_check(ctx, "m1")
+    assert out.decision is not None and out.signals["source"] == source
+    assert out.decision.action == action, out.decision.summary
+    assert out.signals["current"] == pytest.approx(out.signals["baseline"], abs=0.1 if not flip else 10.0)

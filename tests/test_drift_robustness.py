@@ -219,8 +219,14 @@ def test_unknown_requested_column_is_a_clear_error() -> None:
 def test_timestamps_are_skipped_unless_named_and_labels_survive_a_profile_round_trip() -> None:
     from detectors.profile import ReferenceProfile
 
-    ref = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=300, freq="h"), "x": np.arange(300.0),
-                        "mixed": [1, "a", 2.5] * 100, "day": pd.to_datetime(["2026-01-01", "2026-01-02"] * 150)})  # fmt: skip
+    ref = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-01", periods=300, freq="h"),
+            "x": np.arange(300.0),
+            "mixed": [1, "a", 2.5] * 100,
+            "day": pd.to_datetime(["2026-01-01", "2026-01-02"] * 150),
+        }
+    )
     cur = ref.assign(ts=ref["ts"] + pd.Timedelta(days=30))
     profile = ReferenceProfile.from_bytes(build_profile(ref).to_bytes())
     r = detect_drift(profile, cur)

@@ -326,7 +326,7 @@ def _check_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, o
     if name not in current.columns:
         test = choose_test(name, kind, ref, _empty_sample(kind), options)
         return ColumnDrift(name, kind, test.name, None, test.threshold, None, "missing_in_current", **base)
-    series = current[name]
+    series = _numbers_from_objects(current[name]) if kind == "numerical" else current[name]
     cur_family = dtype_family(series)
     if len(series) == 0 or ref_col.n_rows == 0:
         test = choose_test(name, kind, ref, _empty_sample(kind), options)
@@ -351,6 +351,15 @@ def _check_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, o
     effect = effect_size(ref, cur) if options.min_effect > 0 else None
     return ColumnDrift(name, kind, test.name, result.score, result.threshold, result.drifted, status,
                        effect=effect, is_pvalue=test.is_pvalue, **base)  # fmt: skip
+
+
+def _numbers_from_objects(series: pd.Series) -> pd.Series:
+    """An object column holding only numbers and nulls (JSON sources do this) is numeric data in
+    disguise, not a changed type: convert it when that loses no value."""
+    if not pd.api.types.is_object_dtype(series.dtype) or dtype_family(series) != "numeric":
+        return series
+    converted = pd.to_numeric(series, errors="coerce")
+    return converted if converted.notna().sum() == series.notna().sum() else series
 
 
 def _share(part: int, whole: int) -> float | None:

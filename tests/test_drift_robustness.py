@@ -234,3 +234,13 @@ def test_timestamps_are_skipped_unless_named_and_labels_survive_a_profile_round_
     assert r.column("mixed").status == "ok" and r.column("mixed").drifted is False
     named = detect_drift(profile, cur, DriftOptions(columns=("day", "mixed")))
     assert named.column("day").unseen_categories == 0 and named.column("day").drifted is False
+
+
+def test_numbers_stored_as_objects_are_numbers_not_a_changed_type() -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 500)})
+    as_objects = pd.Series(list(rng.normal(0, 1, 400)) + [None] * 100, dtype=object)
+    r = detect_drift(ref, pd.DataFrame({"x": as_objects}))
+    assert r.columns[0].status == "ok" and r.columns[0].null_share_cur == 0.2 and r.columns[0].drifted is False
+    words = pd.Series(["1.5", "n/a"] * 250, dtype=object)
+    assert detect_drift(ref, pd.DataFrame({"x": words})).columns[0].status == "type_changed"

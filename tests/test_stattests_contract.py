@@ -159,3 +159,13 @@ def test_distances_grow_with_the_shift(seed: int, shift: float) -> None:
         near = get_stattest(name)(ref, Sample.from_values(cur_raw + shift, "numerical")).score
         far = get_stattest(name)(ref, Sample.from_values(cur_raw + shift + 0.5, "numerical")).score
         assert far >= near - 1e-12
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_clones_from_their_parameters(name: str) -> None:
+    """Constructors store parameters only (scikit-learn manners): a clone made from them is equal."""
+    import copy
+
+    test = get_stattest(name, 0.07)
+    assert type(test)(test.threshold) == test == copy.deepcopy(test)
+    assert repr(test) == f"{type(test).__name__}(threshold=0.07)"

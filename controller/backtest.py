@@ -43,7 +43,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from controller.decision import Action, Economics, ModelState, Signals, decide
+from controller.decision import Action, Economics, ModelState, Signals, decide, window_residual
 from controller.economics import (
     EconomicsConfig,
     change_point,
@@ -467,6 +467,7 @@ def controller_schedule(
     cost = retrain_cost(econ_cfg)
     retrains: list[int] = []
     clean = {k: True}  # trained on a window with no change in it
+    residual_drop: dict[int, float] = {}  # what a stale training window is expected to leave of the drop
     outcomes: list[bool] = []
     changes: set[int] = set()
     estimators: dict[int, tuple[CBPE, float]] = {}
@@ -507,23 +508,25 @@ def controller_schedule(
         if baseline is None or (not len(current) and shift is None):
             signals = Signals(metric, None, None, "none", **context)
         elif shift is not None:
-            # no label for this version yet: the fresh level moved by the label-free estimate's change (CBPE)
-            base = baseline / 100.0
+            # no label for this version yet: its expected level (the fresh level, plus what a stale
+            # training window left of the drop) moved by the label-free estimate's change (CBPE)
+            level = baseline / 100.0 + residual_drop.get(serving, 0.0)
             signals = Signals(
                 metric,
-                base,
-                base + shift[0],
+                baseline / 100.0,
+                level + shift[0],
                 "estimated",
-                current_low=base + shift[1],
-                current_high=base + shift[2],
+                current_low=level + shift[1],
+                current_high=level + shift[2],
                 **context,
             )
         else:
-            # the last few chunks since the version started (or the data last changed), carried
-            # forward with the learned decay to the last served chunk, whose labels are still
-            # D chunks away: less noise than the last labelled chunk alone, and not D chunks stale
-            recent = current[-min(len(current), _POOL, max(last + 1 - (change or 0), 1)) :]
-            now_rate = (float(np.mean(recent)) + decay * ((len(recent) - 1) / 2.0 + cfg.label_delay)) / 100.0
+            # every chunk since the version started (or the data last changed), each carried forward
+            # with the learned decay to the last served chunk, whose labels are still D chunks
+            # away: the level of a line of known slope, less noisy than the last chunks alone
+            recent = current[-min(len(current), max(last + 1 - (change or 0), 1)) :]
+            ages = np.arange(len(recent)) - (len(recent) - 1)
+            now_rate = (float(np.mean(recent - decay * ages)) + decay * cfg.label_delay) / 100.0
             if task == "classification":
                 sd_chunk = _chunk_sd(now_rate * n, 0.0, n, task)
                 sd_fresh = _chunk_sd(baseline * n / 100.0, 0.0, n, task)
@@ -553,11 +556,11 @@ def controller_schedule(
         if decision.action == Action.TRIGGER:
             retrains.append(t)
             clean[t] = fresh_share is None or fresh_share >= 1.0
+            if signals.current is not None and signals.baseline is not None:
+                residual_drop[t] = window_residual(fresh_share) * max(signals.current - signals.baseline, 0.0)
     return retrains
 
 
-_POOL = 3
-"""Chunks pooled into the current error estimate."""
 _Z = 3.0
 """Interval width in standard errors: the backtest checks every chunk, so 95 % would fire on noise."""
 

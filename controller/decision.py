@@ -186,10 +186,13 @@ def decide(
     cost = economics.cost.expected if economics else 0.0
     p = economics.recovery_probability if economics else 0.0
     loss = loss_per_day(cfg, drop) if cfg else 0.0
-    decay = loss_per_day(cfg, signals.decay_points_per_day or 0.0) if cfg else 0.0
+    decay_points = signals.decay_points_per_day or 0.0
+    decay = loss_per_day(cfg, decay_points) if cfg else 0.0
+    # the model keeps serving at least until the next check: what is at stake is the drop one day ahead
+    ahead = loss_per_day(cfg, drop + decay_points) if cfg and drop > 0 else 0.0
     cycle = _cycle(cost, decay, _horizon(state, policy, signals.regime_days))
-    residual = _residual(signals.window_fresh_share)
-    recovery = p * loss * (1.0 - residual) * cycle
+    residual = window_residual(signals.window_fresh_share)
+    recovery = p * ahead * (1.0 - residual) * cycle
     net = recovery - cost
     roi = net / cost if cost > 0 else (float("inf") if net > 0 else 0.0)
     budget_left = _budget_left(state, policy)
@@ -243,7 +246,7 @@ def decide(
             f"{signals.metric} dropped {drop:.2f} points but the interval still reaches the baseline.",
             retry_after=recheck,
         )
-    wait = _fresh_window_wait(signals, cost, loss * p, residual, cycle)
+    wait = _fresh_window_wait(signals, cost, ahead * p, residual, cycle)
     if wait is not None:
         share = signals.window_fresh_share or 0.0
         return out(
@@ -254,7 +257,7 @@ def decide(
             "less than retraining now and again later.",
             retry_after=now + timedelta(days=wait),
         )
-    if loss < decay * cycle:
+    if ahead < decay * cycle:
         flip_text = f"; triggers when the drop reaches {flip:.2f} points" if flip is not None else ""
         return out(
             Action.DEFER,
@@ -368,14 +371,14 @@ def _cycle(cost: float, decay: float, horizon: float) -> float:
     return min(horizon, (2.0 * cost / decay) ** 0.5)
 
 
-def _residual(fresh_share: float | None) -> float:
+def window_residual(fresh_share: float | None) -> float:
     """Share of the drop a retrain leaves behind when only ``fresh_share`` of its window follows a change.
 
     A model fitted on a mixed window mostly learns whichever regime holds most of the window: under a
     fifth of fresh data it keeps the old one, above four fifths it has the new one, linearly in
     between.
 
-    >>> _residual(None), _residual(0.1), round(_residual(0.5), 3), _residual(0.9)
+    >>> window_residual(None), window_residual(0.1), round(window_residual(0.5), 3), window_residual(0.9)
     (0.0, 1.0, 0.5, 0.0)
     """
     if fresh_share is None:

@@ -6,7 +6,8 @@ that no single column shows (a changed correlation). The threshold is not a fixe
 procedure is repeated with the window labels shuffled, and drift is declared when the observed
 AUC beats the shuffled ones with a permutation p-value of at most ``alpha``.
 
-The classifier needs rows, not a profile: pass a sample of the reference rows.
+The classifier needs rows: pass reference rows, or a profile, which keeps a sample of them
+(``build_profile(..., sample_rows=2000)`` by default).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
+
+from detectors.profile import ReferenceProfile
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class MultivariateDrift:
 
 
 def domain_classifier_drift(
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | ReferenceProfile,
     current: pd.DataFrame,
     *,
     columns: Sequence[str] | None = None,
@@ -63,6 +66,11 @@ def domain_classifier_drift(
     >>> domain_classifier_drift(ref, same, **fast).drifted, domain_classifier_drift(ref, corr, **fast).drifted
     (False, True)
     """
+    if isinstance(reference, ReferenceProfile):
+        if reference.row_sample is None:
+            raise ValueError("this profile keeps no row sample; build it with sample_rows > 0")
+        categorical = tuple(categorical) + tuple(c for c, k in reference.kinds.items() if k == "categorical")
+        reference = reference.row_sample
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if n_permutations < 1 or n_splits < 2 or max_rows < n_splits:

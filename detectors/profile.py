@@ -31,12 +31,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from detectors.stattests.base import Kind, Sample
+from detectors.stattests.base import Kind, Sample, plain_label
 
 FORMAT_VERSION = 1
 _MAGIC = b"RCPROFILE\x00"
 DEFAULT_MAX_EXACT = 20_000
 DEFAULT_SKETCH_BINS = 1 << 14
+DEFAULT_SAMPLE_ROWS = 2000
 # quantiles bounding the sketch's bins: the tails outside them are kept exactly, so a long tail
 # cannot stretch the bins and blur the body of the distribution
 _SKETCH_QUANTILES = (0.001, 0.999)
@@ -130,6 +131,7 @@ class ReferenceProfile:
 
     n_rows: int
     column_profiles: tuple[ColumnProfile, ...]
+    row_sample: pd.DataFrame | None = field(default=None, repr=False)
     _bytes: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
@@ -196,9 +198,13 @@ def build_profile(
     *,
     max_exact: int = DEFAULT_MAX_EXACT,
     sketch_bins: int = DEFAULT_SKETCH_BINS,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    seed: int = 0,
 ) -> ReferenceProfile:
     """Profile ``reference``: every column, or only ``columns``; ``categorical`` forces that kind.
 
+    ``sample_rows`` whole rows (drawn without replacement, seeded) are kept as well, for the
+    multivariate domain-classifier check, which needs rows; 0 keeps none.
     Raises ``KeyError`` naming a requested column that the data does not have.
     """
     names = list(reference.columns) if columns is None else list(columns)
@@ -209,7 +215,13 @@ def build_profile(
     profiles = tuple(
         profile_column(str(n), reference[n], n in cat, max_exact=max_exact, sketch_bins=sketch_bins) for n in names
     )
-    return ReferenceProfile(len(reference), profiles)
+    rows = None
+    if sample_rows > 0:
+        k = min(sample_rows, len(reference))
+        idx = np.sort(np.random.default_rng(seed).choice(len(reference), k, replace=False))
+        rows = reference[names].iloc[idx].reset_index(drop=True)
+        rows.columns = [str(c) for c in rows.columns]
+    return ReferenceProfile(len(reference), profiles, rows)
 
 
 def profile_column(
@@ -294,8 +306,22 @@ def _serialize(profile: ReferenceProfile) -> bytes:
         else:
             entry["labels"] = [_json_label(v) for v in c.sample.values.tolist()]
         cols.append(entry)
+    rows: dict[str, Any] | None = None
+    if profile.row_sample is not None:
+        kinds = profile.kinds
+        rows = {"n": len(profile.row_sample), "columns": []}
+        for name in profile.row_sample.columns:
+            series = profile.row_sample[name]
+            if kinds.get(name) == "numerical":
+                arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                rows["columns"].append({"name": name, "numbers": put(arr)})
+            else:
+                labels = [None if pd.isna(v) else _json_label(plain_label(v)) for v in series.tolist()]
+                rows["columns"].append({"name": name, "labels": labels})
     header = json.dumps(
-        {"format": FORMAT_VERSION, "n_rows": profile.n_rows, "columns": cols}, sort_keys=True, allow_nan=False
+        {"format": FORMAT_VERSION, "n_rows": profile.n_rows, "columns": cols, "rows": rows},
+        sort_keys=True,
+        allow_nan=False,
     ).encode()
     payload = struct.pack("<Q", len(header)) + header + b"".join(blobs)
     return _MAGIC + struct.pack("<I", FORMAT_VERSION) + zlib.compress(payload, 1)
@@ -339,14 +365,21 @@ def _deserialize(data: bytes) -> ReferenceProfile:
                 e["sketch"], e["sketch_lo"], e["sketch_hi"], e["sketch_bins"],
             )
         )  # fmt: skip
-    return ReferenceProfile(header["n_rows"], tuple(cols))
+    row_sample = None
+    if header.get("rows") is not None:
+        frame: dict[str, Any] = {}
+        for e in header["rows"]["columns"]:
+            frame[e["name"]] = get(e["numbers"]) if "numbers" in e else pd.Series(e["labels"], dtype=object)
+        row_sample = pd.DataFrame(frame, index=pd.RangeIndex(header["rows"]["n"]))
+    return ReferenceProfile(header["n_rows"], tuple(cols), row_sample)
 
 
 def merge_profiles(parts: Iterable[ReferenceProfile]) -> ReferenceProfile:
     """Merge partial profiles of disjoint row sets (built with the same columns) into one.
 
     Exactly kept columns merge exactly; a result above ``max_exact`` distinct values is not
-    re-sketched, so build with one call when a column is large and continuous.
+    re-sketched, so build with one call when a column is large and continuous. The merged profile
+    keeps no row sample (a uniform one cannot be drawn from per-part samples of unequal parts).
     """
     parts = list(parts)
     if not parts:

@@ -59,3 +59,19 @@ def test_domain_classifier_rejects_bad_parameters(kwargs: dict[str, object], mes
     df = pd.DataFrame({"u": np.arange(20.0)})
     with pytest.raises(ValueError, match=message):
         domain_classifier_drift(df, df, **kwargs)  # type: ignore[arg-type]
+
+
+def test_domain_classifier_runs_from_a_stored_profile() -> None:
+    from detectors.profile import ReferenceProfile
+
+    rng = np.random.default_rng(2)
+    ref, joint = _correlated(3000, 0.0, rng), _correlated(800, 0.9, rng)
+    profile = ReferenceProfile.from_bytes(build_profile(ref, categorical=("city",), sample_rows=800).to_bytes())
+    assert profile.row_sample is not None and profile.row_sample.shape == (800, 3)
+    assert profile.row_sample["city"].isin(["a", "b", "c"]).all()
+    fast = {"n_permutations": 9, "alpha": 0.1, "max_rows": 800}
+    from_profile = domain_classifier_drift(profile, joint, **fast)
+    from_rows = domain_classifier_drift(profile.row_sample, joint, categorical=("city",), **fast)
+    assert from_profile == from_rows and from_profile.drifted is True
+    with pytest.raises(ValueError, match="no row sample"):
+        domain_classifier_drift(build_profile(ref, sample_rows=0), joint)

@@ -134,3 +134,15 @@ def test_sketch_stays_within_the_documented_tolerance(gen: object) -> None:
     assert abs(w(exact.sample, e_cur).score - w(sketch.sample, s_cur).score) < 1e-3
     # identical windows stay identical through the sketch (up to summation order in bin means)
     assert w(sketch.sample, current_sample(sketch, ref["x"])).score < 1e-12
+
+
+def test_row_sample_round_trips_with_nulls_and_types() -> None:
+    df = _frame(3000)
+    p = ReferenceProfile.from_bytes(build_profile(df, categorical=("code",), sample_rows=100).to_bytes())
+    assert p.row_sample is not None and len(p.row_sample) == 100 and list(p.row_sample.columns) == list(df.columns)
+    again = build_profile(df, categorical=("code",), sample_rows=100)
+    assert again.row_sample is not None
+    pd.testing.assert_series_equal(p.row_sample["x"], again.row_sample["x"].astype(float), check_names=False)
+    assert p.row_sample["city"].tolist() == again.row_sample["city"].tolist()
+    assert p.row_sample["code"].tolist() == again.row_sample["code"].tolist()
+    assert build_profile(df, sample_rows=0).row_sample is None

@@ -84,7 +84,7 @@ class Sample:
             return cls(values, counts.astype(np.int64), "numerical", integer)
         counts_s = series.value_counts(dropna=True, sort=False)
         labels = np.empty(len(counts_s), dtype=object)
-        labels[:] = [_plain(v) for v in counts_s.index]
+        labels[:] = [plain_label(v) for v in counts_s.index]
         return cls(labels, counts_s.to_numpy(dtype=np.int64), "categorical")
 
     def expand(self) -> np.ndarray:
@@ -106,7 +106,7 @@ class Sample:
         return self._moments[0]
 
 
-def _plain(value: Any) -> Hashable:
+def plain_label(value: Any) -> Hashable:
     """Labels as plain Python scalars (numpy scalars unwrapped, anything else, such as a
     timestamp, as its text), so they compare and serialize the same in every window."""
     if isinstance(value, np.generic) and not isinstance(value, np.datetime64 | np.timedelta64):

@@ -197,7 +197,7 @@ def decide(
     roi = net / cost if cost > 0 else (float("inf") if net > 0 else 0.0)
     budget_left = _budget_left(state, policy)
     min_roi = _required_roi(state, policy)
-    flip = _flip_drop(economics, policy, cycle, decay * cycle, residual, min_roi)
+    flip = _flip_drop(economics, policy, cycle, decay * cycle, residual, min_roi, decay_points)
     numbers = Numbers(drop, loss, recovery, cost, net, roi, budget_left, flip, cycle)
 
     def out(action: Action, reasons: list[Reason], summary: str, **kw: object) -> Decision:
@@ -411,9 +411,19 @@ def _reusable(signals: Signals, policy: PolicyConfig, higher_is_better: bool) ->
 
 
 def _flip_drop(
-    economics: Economics | None, policy: PolicyConfig, cycle: float, due_loss: float, residual: float, min_roi: float
+    economics: Economics | None,
+    policy: PolicyConfig,
+    cycle: float,
+    due_loss: float,
+    residual: float,
+    min_roi: float,
+    decay_points: float,
 ) -> float | None:
-    """The drop (points) at which the money rule would trigger, everything else unchanged."""
+    """The drop (points) at which the money rule would trigger, everything else unchanged.
+
+    Both money rules price the drop one day ahead (``decay_points`` more), so the measured drop that
+    flips them is that much lower.
+    """
     if economics is None:
         return None
     cfg, cost = economics.config, economics.cost.expected
@@ -422,7 +432,7 @@ def _flip_drop(
     if per_point <= 0:
         return None
     needed = max(cost * (1 + min_roi), cost + policy.min_net_value)
-    return max(needed / per_point, due_loss / point, policy.tolerance_points)
+    return max(needed / per_point - decay_points, due_loss / point - decay_points, policy.tolerance_points)
 
 
 _VETO_TEXT = {

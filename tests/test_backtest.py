@@ -249,3 +249,33 @@ def test_missing_values_and_text_columns_do_not_break_the_fit() -> None:
     result = run_backtest(stream, BacktestConfig(200, 3, 2, 30.0, 1.0))
     assert result.task == "classification" and result.chunks == 10
     assert result.policy("never").errors > 0
+
+
+def test_a_version_trained_on_a_stale_window_is_expected_to_keep_part_of_the_drop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before its labels arrive, CBPE cannot see that a version fitted on a half-changed window is off the concept."""
+    import controller.backtest as bt
+
+    stream = prepare(make_stream("abrupt", chunks=18, chunk_rows=300, seed=2), "label", 300)
+    cfg = BacktestConfig(300, 4, 4, 50.0, 1.0, label_delay=1)
+    m = error_matrix(stream, cfg)
+    seen: list[Decision] = []
+    shares: list[float | None] = []
+    real = bt.decide
+
+    def spy(signals: Signals, *args: object) -> Decision:
+        decision = real(signals, *args)  # type: ignore[arg-type]
+        seen.append(decision)
+        shares.append(signals.window_fresh_share)
+        return decision
+
+    monkeypatch.setattr(bt, "decide", spy)
+    controller_schedule(m, cfg, BACKTEST_POLICY)
+    stale = [i for i, d in enumerate(seen[:-1]) if d.action.value == "TRIGGER" and (shares[i] or 1.0) <= 0.5]
+    assert stale, "the change at chunk 6 should be met by a retrain on a partly stale window"
+    after = [seen[i + 1] for i in stale]
+    assert all(d.signal_source == "estimated" for d in after)
+    # half the window was stale: about half the drop (over 60 points) is expected to remain, where
+    # CBPE alone reads no change at all
+    assert all(d.numbers.drop_points > 10 for d in after)

@@ -167,14 +167,28 @@ def test_a_planned_retirement_and_an_expected_change_shorten_the_horizon() -> No
 
 def test_with_decaying_models_a_small_drop_waits_for_the_renewal_point() -> None:
     # fresh models lose 0.2 points a day: 20/day per day; at cost 1,000 the cycle is sqrt(2 x 1000 / 20) = 10
-    # days and a retrain is due once the loss reaches 20 x 10 = 200/day (2 points); it pays from 1.25 points
+    # days and a retrain is due once the loss one day ahead reaches 20 x 10 = 200/day (2 points), that is
+    # at a measured drop of 1.8 points; it pays from 1.25 points
     policy = POLICY.model_copy(update={"min_roi": 0.0})
     early = decide(sig(current=0.885, decay_points_per_day=0.2), econ(cost_hours=10), STATE, policy, NOW)
     assert early.action == Action.DEFER and early.reasons == (Reason.RETRAIN_LATER,)
     assert early.numbers.horizon_days == pytest.approx(10.0)
-    assert early.numbers.flip_drop_points == pytest.approx(2.0)
-    due = decide(sig(current=0.878, decay_points_per_day=0.2), econ(cost_hours=10), STATE, policy, NOW)
+    assert early.numbers.flip_drop_points == pytest.approx(1.8)
+    due = decide(sig(current=0.881, decay_points_per_day=0.2), econ(cost_hours=10), STATE, policy, NOW)
     assert due.action == Action.TRIGGER
+    # the flip point the DEFER states holds
+    above = decide(sig(current=0.90 - 0.0181, decay_points_per_day=0.2), econ(cost_hours=10), STATE, policy, NOW)
+    below = decide(sig(current=0.90 - 0.0179, decay_points_per_day=0.2), econ(cost_hours=10), STATE, policy, NOW)
+    assert (above.action, below.action) == (Action.TRIGGER, Action.DEFER)
+
+
+def test_the_drop_is_priced_one_day_ahead_with_the_decay() -> None:
+    # a drop of 3 points on models that lose 0.5 a day: tomorrow's loss is 350/day (today's: 300/day)
+    d = decide(
+        sig(decay_points_per_day=0.5), econ(cost_hours=1), STATE, POLICY.model_copy(update={"horizon_days": 1.0}), NOW
+    )
+    assert d.numbers.loss_per_day == pytest.approx(300.0)
+    assert d.numbers.expected_recovery == pytest.approx(0.8 * 350.0 * 1.0)
 
 
 def test_a_stale_training_window_defers_until_it_is_fresh() -> None:

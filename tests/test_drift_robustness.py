@@ -244,3 +244,12 @@ def test_numbers_stored_as_objects_are_numbers_not_a_changed_type() -> None:
     assert r.columns[0].status == "ok" and r.columns[0].null_share_cur == 0.2 and r.columns[0].drifted is False
     words = pd.Series(["1.5", "n/a"] * 250, dtype=object)
     assert detect_drift(ref, pd.DataFrame({"x": words})).columns[0].status == "type_changed"
+
+
+def test_unhashable_values_are_compared_by_their_text() -> None:
+    ref = pd.DataFrame({"tags": [["a"], ["b"], None] * 50, "x": np.arange(150.0)})
+    cur = pd.DataFrame({"tags": [["a"], ["c"], None] * 40, "x": np.arange(120.0)})
+    r = detect_drift(ref, cur)
+    tags = r.column("tags")
+    assert tags.status == "ok" and tags.unseen_categories == 1 and tags.drifted is True
+    assert r.column("x").status == "ok"

@@ -82,7 +82,10 @@ class Sample:
                 return cls(keys[order], vc.to_numpy(dtype=np.int64)[order], "numerical", integer)
             values, counts = np.unique(arr, return_counts=True)
             return cls(values, counts.astype(np.int64), "numerical", integer)
-        counts_s = series.value_counts(dropna=True, sort=False)
+        try:
+            counts_s = series.value_counts(dropna=True, sort=False)
+        except TypeError:  # unhashable values (lists, dicts): compare them by their text
+            counts_s = series.map(lambda v: v if v is None else str(v)).value_counts(dropna=True, sort=False)
         labels = np.empty(len(counts_s), dtype=object)
         labels[:] = [plain_label(v) for v in counts_s.index]
         return cls(labels, counts_s.to_numpy(dtype=np.int64), "categorical")

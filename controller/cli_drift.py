@@ -66,7 +66,9 @@ def drift_command(
     ] = None,
     stattest: Annotated[str | None, typer.Option("--stattest", help="One test for all columns.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    html: Annotated[Path | None, typer.Option("--html", help="Write evidently's HTML report here.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Run evidently and write its HTML report here (slow on large data).")
+    ] = None,
 ) -> None:
     """Compare a current window with the reference, column by column."""
     try:

@@ -108,6 +108,15 @@ class DriftOptions(BaseModel):
         for key, value in [*self.per_column_threshold.items(), *self.per_type_threshold.items()]:
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"threshold for {key!r} must be a finite number >= 0, got {value}")
+        # a threshold above 1 for a test known to give p-values can never be met: say so now
+        named: list[tuple[str, str | None, float | None]] = [
+            (c, self.per_column_stattest.get(c) or self.stattest, t) for c, t in self.per_column_threshold.items()
+        ]
+        named += [(k, self.per_type_stattest.get(k) or self.stattest, t) for k, t in self.per_type_threshold.items()]
+        named += [("all columns", self.stattest, self.stattest_threshold)]
+        for key, test, value in named:
+            if test is not None and value is not None and STATTESTS[test].is_pvalue and value > 1:
+                raise ValueError(f"threshold for {key!r}: {test} gives p-values, so it must be in (0, 1], got {value}")
         return self
 
     def configured_test(self, column: str, kind: Kind) -> str | None:

@@ -190,6 +190,8 @@ def test_effect_floor_stops_huge_samples_flagging_tiny_shifts() -> None:
         ({"engine": "spark"}, "'native' or 'evidently'"),
         ({"unknown_field": 1}, "Extra inputs are not permitted"),
         ({"stattest_threshold": -0.5}, "finite number >= 0"),
+        ({"stattest": "ks", "stattest_threshold": 5}, "ks gives p-values, so it must be in (0, 1]"),
+        ({"per_column_stattest": {"a": "t_test"}, "per_column_threshold": {"a": 2.0}}, "t_test gives p-values"),
     ],
 )
 def test_options_are_validated_with_clear_messages(kwargs: dict[str, object], message: str) -> None:

@@ -114,9 +114,9 @@ class DriftOptions(BaseModel):
         ]
         named += [(k, self.per_type_stattest.get(k) or self.stattest, t) for k, t in self.per_type_threshold.items()]
         named += [("all columns", self.stattest, self.stattest_threshold)]
-        for key, test, value in named:
-            if test is not None and value is not None and STATTESTS[test].is_pvalue and value > 1:
-                raise ValueError(f"threshold for {key!r}: {test} gives p-values, so it must be in (0, 1], got {value}")
+        for key, test, limit in named:
+            if test is not None and limit is not None and STATTESTS[test].is_pvalue and limit > 1:
+                raise ValueError(f"threshold for {key!r}: {test} gives p-values, so it must be in (0, 1], got {limit}")
         return self
 
     def configured_test(self, column: str, kind: Kind) -> str | None:

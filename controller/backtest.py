@@ -521,10 +521,11 @@ def controller_schedule(
                 **context,
             )
         else:
-            # every chunk since the version started (or the data last changed), each carried forward
-            # with the learned decay to the last served chunk, whose labels are still D chunks
-            # away: the level of a line of known slope, less noisy than the last chunks alone
-            recent = current[-min(len(current), max(last + 1 - (change or 0), 1)) :]
+            # the last chunks since the version started (or the data last changed), at most as many
+            # as the decay is read over, each carried forward with the learned decay to the last
+            # served chunk, whose labels are still D chunks away: the level of a line of known
+            # slope, less noisy than the last chunk alone and never extrapolated far
+            recent = current[-min(len(current), _POOL, max(last + 1 - (change or 0), 1)) :]
             ages = np.arange(len(recent)) - (len(recent) - 1)
             now_rate = (float(np.mean(recent - decay * ages)) + decay * cfg.label_delay) / 100.0
             if task == "classification":
@@ -561,6 +562,8 @@ def controller_schedule(
     return retrains
 
 
+_POOL = 8
+"""Chunks pooled into the current error estimate: the span over which :func:`decay_rate` reads the decay."""
 _Z = 3.0
 """Interval width in standard errors: the backtest checks every chunk, so 95 % would fire on noise."""
 

@@ -374,12 +374,19 @@ def _deserialize(data: bytes) -> ReferenceProfile:
     return ReferenceProfile(header["n_rows"], tuple(cols), row_sample)
 
 
-def merge_profiles(parts: Iterable[ReferenceProfile]) -> ReferenceProfile:
+def merge_profiles(
+    parts: Iterable[ReferenceProfile],
+    *,
+    max_exact: int = DEFAULT_MAX_EXACT,
+    sketch_bins: int = DEFAULT_SKETCH_BINS,
+) -> ReferenceProfile:
     """Merge partial profiles of disjoint row sets (built with the same columns) into one.
 
-    Exactly kept columns merge exactly; a result above ``max_exact`` distinct values is not
-    re-sketched, so build with one call when a column is large and continuous. The merged profile
-    keeps no row sample (a uniform one cannot be drawn from per-part samples of unequal parts).
+    Build the parts with ``max_exact`` large enough to keep every column exactly (a sketch cannot
+    be merged: its bins depend on its own quantiles); the merge then sketches the columns that
+    have more than ``max_exact`` distinct values, exactly as one :func:`build_profile` call would.
+    The merged profile keeps no row sample (a uniform one cannot be drawn from per-part samples of
+    unequal parts).
     """
     parts = list(parts)
     if not parts:
@@ -388,8 +395,10 @@ def merge_profiles(parts: Iterable[ReferenceProfile]) -> ReferenceProfile:
     merged: list[ColumnProfile] = []
     for c in first.column_profiles:
         pieces = [p.column(c.name) for p in parts]
-        if any(p.kind != c.kind for p in pieces) or any(p.sketch for p in pieces):
-            raise ValueError(f"column {c.name!r}: cannot merge sketched profiles or profiles of different kinds")
+        if any(p.kind != c.kind for p in pieces):
+            raise ValueError(f"column {c.name!r}: cannot merge profiles of different kinds")
+        if any(p.sketch for p in pieces):
+            raise ValueError(f"column {c.name!r} is sketched in a part: build the parts with a larger max_exact")
         if c.kind == "numerical":
             vals = np.concatenate([p.sample.values for p in pieces])
             cnts = np.concatenate([p.sample.counts for p in pieces])
@@ -405,5 +414,9 @@ def merge_profiles(parts: Iterable[ReferenceProfile]) -> ReferenceProfile:
             labels[:] = list(totals)
             sample = Sample(labels, np.array(list(totals.values()), dtype=np.int64), "categorical")
         n_rows, n_null = sum(p.n_rows for p in pieces), sum(p.n_null for p in pieces)
-        merged.append(ColumnProfile(c.name, c.kind, c.family, n_rows, n_null, sample))
+        if c.kind == "numerical" and sample.n_unique > max_exact:
+            lo, hi, sketched = sketch_sample(sample, sketch_bins)
+            merged.append(ColumnProfile(c.name, c.kind, c.family, n_rows, n_null, sketched, True, lo, hi, sketch_bins))
+        else:
+            merged.append(ColumnProfile(c.name, c.kind, c.family, n_rows, n_null, sample))
     return ReferenceProfile(sum(p.n_rows for p in parts), tuple(merged))

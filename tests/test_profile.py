@@ -146,3 +146,17 @@ def test_row_sample_round_trips_with_nulls_and_types() -> None:
     assert p.row_sample["city"].tolist() == again.row_sample["city"].tolist()
     assert p.row_sample["code"].tolist() == again.row_sample["code"].tolist()
     assert build_profile(df, sample_rows=0).row_sample is None
+
+
+def test_exact_parts_merge_into_the_same_sketch_as_one_build() -> None:
+    rng = np.random.default_rng(9)
+    df = pd.DataFrame({"x": rng.lognormal(0, 1, 60_000), "c": rng.choice(["a", "b"], 60_000)})
+    whole = build_profile(df, sample_rows=0)
+    parts = [build_profile(df.iloc[i : i + 20_000], max_exact=10**9, sample_rows=0) for i in range(0, 60_000, 20_000)]
+    merged = merge_profiles(parts)
+    a, b = whole.column("x"), merged.column("x")
+    assert a.sketch and b.sketch and (a.sketch_lo, a.sketch_hi) == (b.sketch_lo, b.sketch_hi)
+    assert a.sample.counts.tolist() == b.sample.counts.tolist()
+    assert np.allclose(a.sample.values, b.sample.values, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="larger max_exact"):
+        merge_profiles([whole, whole])

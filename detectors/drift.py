@@ -301,7 +301,10 @@ def current_sample(ref: ColumnProfile, series: pd.Series) -> Sample:
         arr = series.to_numpy(dtype="float64", na_value=np.nan)
         arr = arr[np.isfinite(arr)]
         integer = pd.api.types.is_integer_dtype(series.dtype)
-        return bin_values(arr, None, ref.sketch_lo, ref.sketch_hi, ref.sketch_bins, integer)
+        binned = bin_values(arr, None, ref.sketch_lo, ref.sketch_hi, ref.sketch_bins, integer)
+        # distinct values are not counted (that needs a sort): assume the reference's share of them
+        share = ref.sample.n_distinct / ref.sample.n if ref.sample.n else 1.0
+        return replace(binned, distinct=max(binned.n_unique, min(binned.n, round(binned.n * share))))
     return Sample.from_values(series, ref.kind)
 
 

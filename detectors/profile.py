@@ -24,7 +24,7 @@ import json
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -243,7 +243,8 @@ def sketch_sample(sample: Sample, bins: int) -> tuple[float, float, Sample]:
     lo_rank, hi_rank = (np.ceil(q * sample.n) for q in _SKETCH_QUANTILES)
     lo = float(sample.values[np.searchsorted(cum, lo_rank)])
     hi = float(sample.values[min(np.searchsorted(cum, hi_rank), len(cum) - 1)])
-    return lo, hi, bin_values(sample.values, sample.counts, lo, hi, bins, sample.integer)
+    binned = bin_values(sample.values, sample.counts, lo, hi, bins, sample.integer)
+    return lo, hi, replace(binned, distinct=sample.n_unique)
 
 
 def bin_values(
@@ -295,6 +296,7 @@ def _serialize(profile: ReferenceProfile) -> bytes:
             "n_rows": c.n_rows,
             "n_null": c.n_null,
             "integer": c.sample.integer,
+            "distinct": c.sample.distinct,
             "sketch": c.sketch,
             "sketch_lo": c.sketch_lo,
             "sketch_hi": c.sketch_hi,
@@ -358,7 +360,7 @@ def _deserialize(data: bytes) -> ReferenceProfile:
         else:
             values = np.empty(len(e["labels"]), dtype=object)
             values[:] = e["labels"]
-        sample = Sample(values, counts, e["kind"], bool(e["integer"]))
+        sample = Sample(values, counts, e["kind"], bool(e["integer"]), e.get("distinct"))
         cols.append(
             ColumnProfile(
                 e["name"], e["kind"], e["family"], e["n_rows"], e["n_null"], sample,

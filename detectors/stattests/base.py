@@ -47,6 +47,8 @@ class Sample:
     counts: np.ndarray
     kind: Kind
     integer: bool = False
+    # distinct raw values this sample stands for, when it is a sketch (None: exactly n_unique)
+    distinct: int | None = None
     n: int = field(init=False)
     _moments: list[tuple[float, float]] = field(init=False, default_factory=list, repr=False)
 
@@ -97,6 +99,11 @@ class Sample:
     @property
     def n_unique(self) -> int:
         return len(self.values)
+
+    @property
+    def n_distinct(self) -> int:
+        """Distinct raw values: exact for exact samples, recorded or estimated for sketches."""
+        return self.n_unique if self.distinct is None else self.distinct
 
     def mean_std(self) -> tuple[float, float]:
         """Mean and population standard deviation (numpy's ``std`` with ddof=0), computed once."""

@@ -31,7 +31,11 @@ class Hellinger(StatTest):
         if ref.kind == "categorical":
             overlap = float(np.sum(np.sqrt((rc / ref.n) * (cc / cur.n))))
         else:
-            bins = sturges_edges(float(keys[0]), float(keys[-1]), len(keys), ref.integer and cur.integer)
+            # evidently counts the distinct values of both windows; a sketch stands for more
+            # values than it holds, so use the distinct counts it records (disjoint windows assumed)
+            sketched = ref.distinct is not None or cur.distinct is not None
+            n_keys = ref.n_distinct + cur.n_distinct if sketched else len(keys)
+            bins = sturges_edges(float(keys[0]), float(keys[-1]), n_keys, ref.integer and cur.integer)
             h1 = np.histogram(ref.values, bins=bins, weights=ref.counts, density=True)[0]
             h2 = np.histogram(cur.values, bins=bins, weights=cur.counts, density=True)[0]
             bin_width = (bins.max() - bins.min()) / (len(bins) - 1)

@@ -455,12 +455,20 @@ def controller_schedule(
     so each retrain's outcome is known once the new version's first chunk is labelled) and the
     drift of chunk ``t - 1``. From that history it derives what the decision needs:
 
-    - the baseline: what a fresh version achieves, the median error of the first labelled chunk of
-      every version that was trained on a window without a change in it;
+    - the baseline: what a fresh version achieves, the median level at age 0 of every version that
+      was trained on a window without a change in it: the first labelled chunk of the serving
+      version, and for a replaced one the mean of its first chunks (up to 8, before any break)
+      with the decay taken out (less noisy than one chunk, and independent of the version under
+      test);
     - the decay of fresh versions (:func:`~controller.economics.decay_rate`) and the last abrupt
       change in the data (:func:`~controller.economics.change_point`), hence how much of a
       retrain's training window would postdate the change;
-    - the outcomes of past retrains (the new version beat the old one on the same chunk).
+    - the outcomes of past retrains (the new version beat the old one on the same chunk);
+    - the serving version's current level: its last chunks (up to 8, since it started or the data
+      last changed) with the learned decay taken out and carried forward to the last served chunk;
+      before its first label arrives, the level it is expected to start at (the fresh level plus
+      what a stale training window leaves of the drop, :func:`~controller.decision.window_residual`)
+      moved by the label-free estimate's change.
     """
     k, t_end, n = matrix.initial_chunks, matrix.chunks, matrix.chunk_rows
     econ_cfg = backtest_economics(cfg)
@@ -479,8 +487,15 @@ def controller_schedule(
         serving = starts[-1]
         ends = [*retrains, t]  # each version served chunks [start, end)
         history = {s: 100.0 * matrix.errors[s, s : min(e, last + 1)] / n for s, e in zip(starts, ends, strict=True)}
-        fresh = [float(history[s][0]) for s in starts if clean[s] and len(history[s])]
-        baseline = float(np.median(fresh)) if fresh else None
+        # a clean version's level at age 0: its first chunk, or for a replaced version (not the one
+        # under test) the mean of its first chunks before any break, decay taken out: less noise
+        fresh = [
+            history[s][: 1 if s == serving else min(_until_break(s, len(history[s]), changes), _POOL)]
+            for s in starts
+            if clean[s] and len(history[s])
+        ]
+        levels = [float(np.mean(h - decay * np.arange(len(h)))) for h in fresh]
+        baseline = float(np.median(levels)) if levels else None
         current = history[serving]
         if baseline is not None and len(current) >= 2:
             # the noisier end of the series sets the bar, so a high error level does not fake jumps

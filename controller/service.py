@@ -43,7 +43,7 @@ from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
 from detectors.estimation import CBPE, REGRESSION_ESTIMABLE, DirectLossEstimator, MetricEstimate
 from detectors.evidently_engine import run_evidently
-from detectors.performance import baseline_metrics, higher_is_better, realized_performance
+from detectors.performance import MetricValue, baseline_metrics, higher_is_better, realized_performance
 from detectors.profile import ReferenceProfile, build_profile
 from detectors.quality import check_quality
 
@@ -63,6 +63,7 @@ class Context:
     _model_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
     _hours_cache: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     _estimators: dict[tuple[str, str, str], tuple[Any, float]] = field(default_factory=dict)
+    _baseline_noise: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     @classmethod
     def from_config(
@@ -253,6 +254,39 @@ def _label_free(
     return dle.estimate(rows[features], pred)[metric], ref_value
 
 
+def _with_baseline_noise(
+    ctx: Context, cfg: ModelConfig, version: str, baseline: Baseline, metric: str, current: MetricValue
+) -> MetricValue:
+    """Widen a realized interval by the baseline's own sampling error (its holdout was finite too).
+
+    Without it, a 3,000-row holdout's luck reads as decay: the two errors add in quadrature.
+    """
+    key = (cfg.registered_model, version, metric)
+    if key not in ctx._baseline_noise:
+        ref = baseline.scores
+        half = 0.0
+        if ref is not None and len(ref):
+            cols = [c for c in ref.columns if c.startswith("proba_")]
+            proba = _positive(ref[cols].to_numpy()) if cols else None
+            mv = realized_performance(
+                ref["y_true"].to_numpy(),
+                ref["y_pred"].to_numpy(),
+                proba,
+                task=cfg.task,
+                metrics=[metric],
+                min_samples=1,
+            ).metrics[metric]
+            if mv.lower is not None and mv.upper is not None:
+                half = (mv.upper - mv.lower) / 2.0
+        ctx._baseline_noise[key] = half
+    half = ctx._baseline_noise[key]
+    if half <= 0 or current.value is None or current.lower is None or current.upper is None:
+        return current
+    lower = current.value - float(np.hypot(current.value - current.lower, half))
+    upper = current.value + float(np.hypot(current.upper - current.value, half))
+    return replace(current, lower=lower, upper=upper)
+
+
 def _no_performance(metric: str, baseline: Baseline) -> dict[str, Any]:
     """The performance fields of a check that has no figure (yet)."""
     return {
@@ -309,6 +343,8 @@ def _performance(
     base = ref_estimate if source == "estimated" else baseline.metrics.get(metric)
     if source == "none" or base is None:
         return out
+    if source == "realized" and isinstance(current, MetricValue):
+        current = _with_baseline_noise(ctx, cfg, version, baseline, metric, current)
     period = (cfg.schedule.seconds or 86400.0) / 3600.0
     series = ctx.store.metric_series(cfg.name, metric, version=version)
     decay = decay_signal(

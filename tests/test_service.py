@@ -46,6 +46,10 @@ def test_stable_window_defers_with_realized_performance(tmp_path: Path) -> None:
     assert out.decision is not None and out.decision.action == Action.DEFER
     assert out.signals["source"] == "realized"
     assert out.signals["drift_share"] is not None and out.signals["drift_share"] < 0.5
+    # The interval carries the baseline's own holdout noise: wider than the window's bootstrap alone.
+    low, high = out.signals["current_low"], out.signals["current_high"]
+    assert low <= out.signals["baseline"] <= high
+    assert high - low > 2 * 1.64 * (0.84 * 0.16 / 3000) ** 0.5
     assert ctx.store.outbox_counts() == {"pending": 2}  # committed first, delivered after
     assert "retrain.decision" not in ctx.registry.version_tags("m1", "1")
     deliver_outbox(ctx)

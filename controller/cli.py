@@ -435,31 +435,26 @@ def _parse_time(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (user errors: 2, temporary failures: 75)."""
+def run(argv: Sequence[str] | None = None, application: typer.Typer | None = None) -> int:
+    """Run the CLI; returns the exit code (user errors: 2, temporary failures: 75, never a traceback)."""
+    cli = application or app
     try:
         # Without standalone mode click returns (not raises) the code of a typer.Exit.
-        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
-        if isinstance(code, int):
-            return code
+        code = cli(args=list(argv) if argv is not None else None, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
+    except typer.Abort:
+        return 130
     except (UserError, GiveUp) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return UserError.exit_code
     except RetryLater as exc:
         print(f"temporarily unavailable: {exc}", file=sys.stderr)
         return 75
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
-    return 0
+    except typer.TyperException as exc:  # usage errors: Typer bundles its own click
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return int(exc.exit_code)
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:

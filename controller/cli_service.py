@@ -181,23 +181,11 @@ def register(app: typer.Typer) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the service commands alone; user errors exit 2 with one line, outages 75."""
+    from controller.cli import run as run_cli
+
     cli = typer.Typer(name="retrainctl", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     register(cli)
-    try:
-        # Without standalone mode, Click returns the code of a typer.Exit instead of raising it.
-        code = cli(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except (UserError, GiveUp) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return UserError.exit_code
-    except RetryLater as exc:
-        print(f"temporarily unavailable: {exc}", file=sys.stderr)
-        return 75
-    except typer.TyperException as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
-        return exc.exit_code
-    return code if isinstance(code, int) else 0
+    return run_cli(argv, application=cli)
 
 
 if __name__ == "__main__":

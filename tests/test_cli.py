@@ -128,3 +128,9 @@ def test_baseline_command_onboards_a_version_registered_elsewhere(
     assert "baseline from 2,000 rows" in capsys.readouterr().out
     assert run(["check", "m1", "--config", str(path), "--now", now, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["decision"] == "DEFER"
+
+
+def test_usage_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["worker", "--concurrency", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Invalid value for '--concurrency'") and "\n" not in err

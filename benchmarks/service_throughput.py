@@ -334,6 +334,51 @@ def measure_in_process(work: Path, repeats: int = 3) -> dict[str, float]:
     return {"in_process_seconds_per_check": seconds}
 
 
+def profile_in_process(work: Path, n: int, checks: int, top: int = 25) -> dict[str, float]:
+    """CPU time per check of ``controller.service.run_check`` in this process, under cProfile.
+
+    The workers' own cost per check, as process CPU time (wall-clock on a loaded machine is
+    inflated by other jobs): a fresh SQLite audit store, then ``checks`` checks of distinct models
+    (cold: the first check of each model version in this process, as in a benchmark's first tick),
+    then ``checks`` more cycling over the same models (warm: long-running workers), each check at
+    a later time so it is a real check that finds the earlier ones in its history.
+    """
+    import cProfile
+    import pstats
+
+    from controller.service import Context, run_check
+
+    config = write_config(
+        work, f"sqlite:///{work / 'profile-audit.db'}", f"sqlite:///{work / 'mlflow.db'}", "controller-profile.yaml"
+    )
+    (work / "profile-audit.db").unlink(missing_ok=True)
+    ctx = Context.from_config(config)
+    names = [f"m{i:05d}" for i in range(n)]
+    now = utcnow()
+    run_check(ctx, names[-1], now=now)  # imports, connections: paid once per worker process
+    results: dict[str, float] = {}
+    for phase, offset in (("cold", 1), ("warm", 2)):
+        count = min(n - 1, checks) if phase == "cold" else checks
+        profiler = cProfile.Profile()
+        c0, t0 = time.process_time(), time.perf_counter()
+        profiler.enable()
+        for i in range(count):
+            run_check(ctx, names[i % (n - 1)], now=now + timedelta(hours=offset, seconds=i))
+        profiler.disable()
+        cpu, wall = (time.process_time() - c0) / count, (time.perf_counter() - t0) / count
+        print(f"===== {phase}: top {top} by cumulative time =====")
+        pstats.Stats(profiler).strip_dirs().sort_stats("cumulative").print_stats(top)
+        print(f"===== {phase}: top {top} by own time =====")
+        pstats.Stats(profiler).strip_dirs().sort_stats("tottime").print_stats(top)
+        print(
+            f"profile {phase}: {count} checks, {cpu * 1000:.1f} ms CPU per check under cProfile "
+            f"({wall * 1000:.1f} ms wall; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
+        results |= {f"profile_{phase}_cpu_s_per_check": cpu, f"profile_{phase}_wall_s_per_check": wall}
+    ctx.store.dispose()
+    return results
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -450,6 +495,13 @@ def main() -> None:
     p.add_argument("--skip-tags", action="store_true")
     p.add_argument("--only-tags", action="store_true", help="measure MLflow tag writes only")
     p.add_argument("--setup-only", action="store_true", help="write the data and register the models, then stop")
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="CHECKS",
+        help="only profile CHECKS in-process checks (cProfile, CPU time per check), no workers",
+    )
     p.add_argument("--ticks", type=int, choices=(1, 2), default=2, help="2: also a tick on warm workers")
     p.add_argument(
         "--window-hours",
@@ -461,6 +513,9 @@ def main() -> None:
     setup(args.workdir, args.models)
     write_models(args.workdir, args.models, args.window_hours)
     if args.setup_only:
+        return
+    if args.profile:
+        print(json.dumps(profile_in_process(args.workdir, args.models, args.profile)))
         return
     results: dict[str, float] = {}
     if not args.only_tags:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from controller.config import (
     ModelConfig,
@@ -41,7 +42,14 @@ from controller.store import Store, to_jsonable, utcnow
 from controller.trainers import import_trainer
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
-from detectors.estimation import CBPE, REGRESSION_ESTIMABLE, DirectLossEstimator, MetricEstimate
+from detectors.estimation import (
+    CBPE,
+    REGRESSION_ESTIMABLE,
+    DirectLossEstimator,
+    MetricEstimate,
+    expected_binary_metrics,
+    expected_multiclass_metrics,
+)
 from detectors.evidently_engine import run_evidently
 from detectors.performance import MetricValue, baseline_metrics, higher_is_better, realized_performance
 from detectors.profile import ReferenceProfile, build_profile
@@ -63,6 +71,7 @@ class Context:
     _model_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
     _hours_cache: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     _estimators: dict[tuple[str, str, str], tuple[Any, float]] = field(default_factory=dict)
+    _point_estimators: dict[tuple[str, str, str], CBPE] = field(default_factory=dict)
     _baseline_noise: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     @classmethod
@@ -223,12 +232,18 @@ def _label_free(
     rows: pd.DataFrame,
     pred: np.ndarray,
     proba: np.ndarray | None,
+    point_only: bool = False,
 ) -> tuple[MetricEstimate | None, float | None]:
     """The label-free estimate of ``metric`` on ``rows`` and the estimator's view of the reference.
 
     CBPE for classifiers, the direct-loss estimator for regression, both fitted once per version on
     the reference scores registered with it. An estimate is compared with the estimator's own view
     of the reference, so the sampling noise of the holdout's realized labels does not pass for decay.
+
+    ``point_only``: the check acts on realized labels and keeps the estimate only to score it
+    against them, so a classifier's estimate is CBPE's expected value alone (the same number
+    :meth:`CBPE.estimate` returns, from the same calibration map), without its label simulations
+    or the bootstrap calibration maps; its interval and reference view are NaN.
     """
     ref = baseline.scores
     if ref is None:
@@ -238,11 +253,20 @@ def _label_free(
         cols = [c for c in ref.columns if c.startswith("proba_")]
         if proba is None or not cols or metric not in CBPE_METRICS:
             return None, None
+        if point_only and key not in ctx._estimators:
+            if key not in ctx._point_estimators:
+                # The calibration map alone: n_calibration_boot only adds maps for the interval.
+                ctx._point_estimators[key] = CBPE(metrics=(metric,), n_calibration_boot=0).fit(
+                    _positive(ref[cols].to_numpy()), ref["y_true"].to_numpy()
+                )
+            return _cbpe_point(ctx._point_estimators[key], metric, proba, pred), float("nan")
         if key not in ctx._estimators:
             ref_proba = _positive(ref[cols].to_numpy())
             cbpe = CBPE(metrics=(metric,)).fit(ref_proba, ref["y_true"].to_numpy())
             ctx._estimators[key] = (cbpe, cbpe.estimate(ref_proba, ref["y_pred"].to_numpy())[metric].estimate)
         cbpe, ref_value = ctx._estimators[key]
+        if point_only:
+            return _cbpe_point(cbpe, metric, proba, pred), ref_value
         return cbpe.estimate(_positive(proba), pred)[metric], ref_value
     features = [c for c in ref.columns if c not in ("y_true", "y_pred")]
     if metric not in REGRESSION_ESTIMABLE or not features or not all(c in rows.columns for c in features):
@@ -252,6 +276,65 @@ def _label_free(
         ctx._estimators[key] = (dle, dle.estimate(ref[features], ref["y_pred"])[metric].estimate)
     dle, ref_value = ctx._estimators[key]
     return dle.estimate(rows[features], pred)[metric], ref_value
+
+
+def _cbpe_point(cbpe: CBPE, metric: str, proba: np.ndarray, pred: np.ndarray) -> MetricEstimate:
+    """CBPE's expected ``metric`` on a chunk, with no interval (see :func:`_label_free`)."""
+    raw = np.asarray(_positive(proba), dtype=np.float64)
+    code = {c: i for i, c in enumerate(cbpe.classes_)}
+    hit = np.array([code[v] for v in np.asarray(pred).tolist()], dtype=np.int64)
+    ranks = metric in ("roc_auc", "pr_auc")
+    if cbpe.binary_:
+        point = expected_binary_metrics(raw, cbpe.calibrate(raw), hit, ranks=ranks)
+    else:
+        labels = [str(c) for c in cbpe.classes_]
+        point = expected_multiclass_metrics(raw, cbpe.calibrate(raw), hit, ranks=ranks, labels=labels)
+    nan = float("nan")
+    return MetricEstimate(float(point[metric]), nan, nan, len(raw), nan)
+
+
+def _realized(
+    cfg: ModelConfig,
+    y_true: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    metric: str,
+    min_samples: int,
+    confidence: float = 0.9,
+) -> MetricValue:
+    """The realized ``metric`` with its 90% interval.
+
+    Accuracy is a proportion of independent rows, so its interval is Wilson's score interval:
+    coverage close to nominal from a few hundred rows on, in microseconds instead of 200
+    resamples (whose 5th/95th percentiles are themselves noisy: on 10,000 rows they came out 10%
+    narrower or wider than the normal-theory width from one seed to the next). Every other
+    metric keeps the bootstrap.
+    """
+    if not (cfg.task == "classification" and metric == "accuracy"):
+        return realized_performance(
+            y_true, pred, proba, task=cfg.task, metrics=[metric], min_samples=min_samples, confidence=confidence
+        ).metrics[metric]
+    mv = realized_performance(
+        y_true, pred, proba, task=cfg.task, metrics=[metric], n_boot=0, min_samples=min_samples
+    ).metrics[metric]
+    if mv.value is None or mv.n < min_samples:
+        return mv
+    lower, upper = wilson_interval(mv.value, mv.n, confidence)
+    return MetricValue(mv.value, min(lower, mv.value), max(upper, mv.value), mv.n, "ok")
+
+
+def wilson_interval(share: float, n: int, confidence: float = 0.9) -> tuple[float, float]:
+    """Wilson's score interval for a proportion ``share`` observed on ``n`` independent rows.
+
+    >>> lo, hi = wilson_interval(0.75, 10_000)
+    >>> print(f"{lo:.4f} {hi:.4f}")
+    0.7428 0.7571
+    """
+    z = float(stats.norm.ppf(0.5 + confidence / 2.0))
+    z2n = z * z / n
+    center = (share + z2n / 2.0) / (1.0 + z2n)
+    half = z / (1.0 + z2n) * float(np.sqrt(share * (1.0 - share) / n + z2n / (4.0 * n)))
+    return center - half, center + half
 
 
 def _with_baseline_noise(
@@ -268,14 +351,7 @@ def _with_baseline_noise(
         if ref is not None and len(ref):
             cols = [c for c in ref.columns if c.startswith("proba_")]
             proba = _positive(ref[cols].to_numpy()) if cols else None
-            mv = realized_performance(
-                ref["y_true"].to_numpy(),
-                ref["y_pred"].to_numpy(),
-                proba,
-                task=cfg.task,
-                metrics=[metric],
-                min_samples=1,
-            ).metrics[metric]
+            mv = _realized(cfg, ref["y_true"].to_numpy(), ref["y_pred"].to_numpy(), proba, metric, min_samples=1)
             if mv.lower is not None and mv.upper is not None:
                 half = (mv.upper - mv.lower) / 2.0
         ctx._baseline_noise[key] = half
@@ -320,21 +396,29 @@ def _performance(
     out = _no_performance(metric, baseline)
     label = cfg.data.label_column
     mask = window.rows[label].notna().to_numpy()
-    estimate, ref_estimate = _label_free(ctx, cfg, version, baseline, metric, window.rows, pred, proba)
     realized = None
     if mask.any():
-        realized = realized_performance(
+        realized = _realized(
+            cfg,
             window.rows.loc[mask, label].to_numpy(),
             pred[mask],
             None if proba is None else _proba_for_metrics(proba[mask]),
-            task=cfg.task,
-            metrics=[metric],
+            metric,
             min_samples=cfg.data.min_labeled_rows,
-        ).metrics[metric]
+        )
         out["realized_status"] = realized.status
-        if realized.status == "ok" and realized.value is not None and estimate is not None and mask.all():
-            ctx.store.record_estimation_error(cfg.name, metric, check_id, estimate.estimate, realized.value)
-            out["estimate"] = estimate.estimate
+    acts_on_realized = realized is not None and realized.status == "ok" and realized.value is not None
+    estimate: MetricEstimate | None = None
+    ref_estimate: float | None = None
+    if not acts_on_realized or mask.all():
+        # With realized labels the estimate is only scored against them (all labels in: same rows).
+        estimate, ref_estimate = _label_free(
+            ctx, cfg, version, baseline, metric, window.rows, pred, proba, point_only=acts_on_realized
+        )
+    realized_value = realized.value if acts_on_realized and realized is not None else None
+    if realized_value is not None and estimate is not None and np.isfinite(estimate.estimate):
+        ctx.store.record_estimation_error(cfg.name, metric, check_id, estimate.estimate, realized_value)
+        out["estimate"] = estimate.estimate
     past_errors = ctx.store.estimation_errors(cfg.name, metric)
     current, source, trust = select_current(
         realized, estimate, past_abs_errors=past_errors, tolerance_points=policy.tolerance_points

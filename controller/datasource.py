@@ -13,9 +13,12 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from controller.config import DataConfig, FileSource, ModelConfig, SqlSource, relative_to_config
@@ -26,16 +29,55 @@ class DataSource(Protocol):
     def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame: ...
 
 
-def read_table(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
-    """One Parquet or CSV file; a clear DataError when it cannot be read."""
+def read_table(
+    path: str | Path,
+    fmt: str = "auto",
+    time_column: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pd.DataFrame:
+    """One Parquet or CSV file; a clear DataError when it cannot be read.
+
+    With a ``time_column`` stored as a Parquet timestamp, only the rows in ``[start, end)`` are
+    converted to pandas (pyarrow skips row groups outside the range and filters the rest); other
+    files are read whole and cut by :func:`_in_range`.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: file not found")
     kind = fmt if fmt != "auto" else ("csv" if p.suffix.lower() in {".csv", ".txt"} else "parquet")
     try:
-        return pd.read_csv(p) if kind == "csv" else pd.read_parquet(p)
+        if kind == "csv":
+            return pd.read_csv(p)
+        filters = _time_filters(p, time_column, start, end) if time_column else None
+        return pd.read_parquet(p, filters=filters) if filters is not None else pd.read_parquet(p)
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _time_filters(path: Path, column: str, start: datetime | None, end: datetime | None) -> Any:
+    """A pyarrow filter for ``start <= column < end``, or None when the column is not a timestamp.
+
+    A naive timestamp column holds UTC (as ``pd.to_datetime(..., utc=True)`` reads it); pyarrow
+    turns an aware bound into that column's UTC clock.
+    """
+    if start is None and end is None:
+        return None
+    schema = pq.read_schema(path)
+    field = schema.field(column) if column in schema.names else None
+    if (
+        field is None
+        or not pa.types.is_timestamp(field.type)
+        or any(b is not None and b.tzinfo is None for b in (start, end))
+    ):
+        return None
+    col = pc.field(column)
+    bounds = []
+    if start is not None:
+        bounds.append(col >= pa.scalar(start, type=field.type))
+    if end is not None:
+        bounds.append(col < pa.scalar(end, type=field.type))
+    return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
 def require_columns(df: pd.DataFrame, columns: list[str] | tuple[str, ...], where: str) -> None:
@@ -51,13 +93,22 @@ def _in_range(
     if start is None and end is None:
         return df
     require_columns(df, [time_column], where)
-    ts = pd.to_datetime(df[time_column], utc=True, errors="coerce")
+    ts = utc_times(df[time_column])
     mask = pd.Series(True, index=df.index)
     if start is not None:
         mask &= ts >= pd.Timestamp(start)
     if end is not None:
         mask &= ts < pd.Timestamp(end)
     return df.loc[mask]
+
+
+def utc_times(values: pd.Series) -> pd.Series:
+    """``pd.to_datetime(values, utc=True, errors="coerce")``, without re-parsing a datetime column."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.dt.tz_localize("UTC")
+    return pd.to_datetime(values, utc=True, errors="coerce")
 
 
 @dataclass
@@ -79,7 +130,10 @@ class FileDataSource:
         return found
 
     def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-        parts = [_in_range(read_table(f, self.fmt), self.time_column, start, end, str(f)) for f in self.files()]
+        parts = [
+            _in_range(read_table(f, self.fmt, self.time_column, start, end), self.time_column, start, end, str(f))
+            for f in self.files()
+        ]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -156,7 +210,7 @@ def load_window(model: ModelConfig, end: datetime, hours: float | None = None) -
     elif label not in rows.columns:
         rows[label] = pd.NA
     if data.label_delay_hours > 0 and len(rows):
-        ts = pd.to_datetime(rows[data.time_column], utc=True, errors="coerce")
+        ts = utc_times(rows[data.time_column])
         too_young = ts > pd.Timestamp(end - timedelta(hours=data.label_delay_hours))
         rows.loc[too_young, label] = pd.NA
     n_labeled = int(rows[label].notna().sum()) if len(rows) else 0

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.pipeline import Pipeline
 
 from controller.config import (
     ModelConfig,
@@ -38,7 +39,7 @@ from controller.economics import EconomicsConfig, decay_rate, recovery_probabili
 from controller.errors import DataError, GiveUp, UserError
 from controller.policy import PolicyConfig
 from controller.registry import Baseline, MlflowRegistry, Registry, TrainingRecord, VersionInfo
-from controller.store import Store, to_jsonable, utcnow
+from controller.store import ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
 from controller.trainers import import_trainer
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
@@ -166,6 +167,9 @@ def score(model: Any, df: pd.DataFrame, features: Sequence[str]) -> tuple[np.nda
     if df.empty:
         return np.array([]), None
     X = df[list(features)]
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        # What Pipeline.predict and predict_proba each do, with the inputs transformed once.
+        model, X = model.steps[-1][1], model[:-1].transform(X)
     pred = np.asarray(model.predict(X))
     proba = np.asarray(model.predict_proba(X)) if hasattr(model, "predict_proba") else None
     return pred, proba
@@ -530,22 +534,24 @@ def _months_over_value(ctx: Context, cfg: ModelConfig, now: datetime, periods: i
 
 
 def model_state(
-    ctx: Context, cfg: ModelConfig, model_tags: dict[str, str], policy: PolicyConfig, now: datetime
+    ctx: Context,
+    cfg: ModelConfig,
+    model_tags: dict[str, str],
+    policy: PolicyConfig,
+    now: datetime,
+    snapshot: ModelSnapshot | None = None,
 ) -> tuple[ModelState, int | None]:
-    store = ctx.store
-    retrains = store.retrains(cfg.name, limit=50)
-    done = [r for r in reversed(retrains) if r.recovered is not None]
-    latest = store.latest_decisions().get(cfg.name)
-    veto = store.active_override(cfg.name, "veto", now)
-    approval = store.active_override(cfg.name, "approve", now)
+    snap = snapshot or ctx.store.model_snapshot(cfg.name, cfg.team, now)
+    done = [r for r in reversed(snap.retrains) if r.recovered is not None]
+    latest, veto, approval = snap.latest_decision, snap.veto, snap.approval
     team_budget = ctx.service.team_budgets.get(cfg.team) if cfg.team else None
     state = ModelState(
         owner=owner_of(cfg, model_tags),
         has_cost_metadata=cfg.economics is not None,
-        retrain_in_flight=store.retrain_in_flight(cfg.name),
-        last_retrain_at=max((r.created_at for r in retrains if r.state != "failed"), default=None),
-        spent_this_month=store.spent(f"model:{cfg.name}", now),
-        team_spent_this_month=store.spent(f"team:{cfg.team}", now) if cfg.team else 0.0,
+        retrain_in_flight=snap.retrain_in_flight,
+        last_retrain_at=max((r.created_at for r in snap.retrains if r.state != "failed"), default=None),
+        spent_this_month=snap.spent_this_month,
+        team_spent_this_month=snap.team_spent_this_month,
         team_budget=team_budget,
         recent_recoveries=tuple(bool(r.recovered) for r in done),
         last_action=Action(latest.action) if latest else None,
@@ -556,11 +562,15 @@ def model_state(
     return state, (approval.id if approval else None)
 
 
-def economics_of(ctx: Context, cfg: ModelConfig, version: str) -> Economics | None:
+def economics_of(
+    ctx: Context, cfg: ModelConfig, version: str, retrains: Sequence[RetrainRow] | None = None
+) -> Economics | None:
+    """``retrains``: the model's newest retrains first (read here when not given)."""
     if cfg.economics is None:
         return None
     cost = retrain_cost(cfg.economics, ctx.training_hours(cfg.registered_model, version))
-    outcomes = [bool(r.recovered) for r in reversed(ctx.store.retrains(cfg.name, limit=20)) if r.recovered is not None]
+    recent = ctx.store.retrains(cfg.name, limit=20) if retrains is None else retrains[:20]
+    outcomes = [bool(r.recovered) for r in reversed(recent) if r.recovered is not None]
     return Economics(cfg.economics, cost, recovery_probability(outcomes))
 
 
@@ -674,8 +684,9 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
         **_reuse_candidate(ctx, cfg, version, window, features, metric, perf["source"]),
         **forecast_fields(ctx, cfg, metric, perf, now),
     )
-    state, approval_id = model_state(ctx, cfg, model_tags, policy, now)
-    economics = economics_of(ctx, cfg, version.version)
+    snapshot = store.model_snapshot(cfg.name, cfg.team, now)
+    state, approval_id = model_state(ctx, cfg, model_tags, policy, now, snapshot)
+    economics = economics_of(ctx, cfg, version.version, snapshot.retrains)
     decision = decide(signals, economics, state, policy, now)
 
     retrain: dict[str, Any] | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -211,6 +211,19 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """What a check reads about one model's history, in one transaction (see ``Store.model_snapshot``)."""
+
+    retrains: list[RetrainRow]
+    latest_decision: DecisionRow | None
+    veto: OverrideRow | None
+    approval: OverrideRow | None
+    retrain_in_flight: bool
+    spent_this_month: float
+    team_spent_this_month: float
+
+
 class Store:
     """All reads and writes of the audit store. One instance per process; thread-safe sessions."""
 
@@ -390,6 +403,48 @@ class Store:
             rows = s.scalars(sa.select(DecisionRow).where(DecisionRow.id.in_(newest)))
             return {r.model: r for r in rows}
 
+    def latest_decision(self, model: str) -> DecisionRow | None:
+        with self.session() as s:
+            return s.scalar(self._latest_decision_q(model))
+
+    @staticmethod
+    def _latest_decision_q(model: str) -> sa.Select[DecisionRow]:
+        return sa.select(DecisionRow).where(DecisionRow.model == model).order_by(DecisionRow.id.desc()).limit(1)
+
+    def model_snapshot(self, model: str, team: str | None, now: datetime, retrain_limit: int = 50) -> ModelSnapshot:
+        """The model's recent retrains (newest first), latest decision, active overrides, whether a
+        retrain is in flight, and this month's spend of the model and its team: one transaction
+        instead of one per read (a check reads them all)."""
+        month = month_of(now)
+        scopes = [f"model:{model}"] + ([f"team:{team}"] if team else [])
+        with self.session() as s:
+            retrains = list(
+                s.scalars(
+                    sa.select(RetrainRow)
+                    .where(RetrainRow.model == model)
+                    .order_by(RetrainRow.id.desc())
+                    .limit(retrain_limit)
+                )
+            )
+            in_flight = s.scalar(
+                sa.select(sa.func.count()).where(
+                    RetrainRow.model == model, RetrainRow.state.in_(["queued", "training", "evaluating"])
+                )
+            )
+            budget_rows = s.execute(
+                sa.select(BudgetRow.scope, BudgetRow.spent).where(BudgetRow.scope.in_(scopes), BudgetRow.month == month)
+            )
+            spent = {scope: amount for scope, amount in budget_rows}
+            return ModelSnapshot(
+                retrains=retrains,
+                latest_decision=s.scalar(self._latest_decision_q(model)),
+                veto=s.scalar(self._active_override_q(model, "veto", now)),
+                approval=s.scalar(self._active_override_q(model, "approve", now)),
+                retrain_in_flight=bool(in_flight),
+                spent_this_month=float(spent.get(f"model:{model}") or 0.0),
+                team_spent_this_month=float(spent.get(f"team:{team}") or 0.0) if team else 0.0,
+            )
+
     def checks(self, model: str, limit: int = 50) -> list[CheckRow]:
         with self.session() as s:
             q = sa.select(CheckRow).where(CheckRow.model == model).order_by(CheckRow.id.desc()).limit(limit)
@@ -515,18 +570,21 @@ class Store:
 
     def active_override(self, model: str, kind: str, now: datetime) -> OverrideRow | None:
         with self.session() as s:
-            q = (
-                sa.select(OverrideRow)
-                .where(
-                    OverrideRow.model == model,
-                    OverrideRow.kind == kind,
-                    OverrideRow.expires_at > now,
-                    OverrideRow.consumed_at.is_(None),
-                )
-                .order_by(OverrideRow.id.desc())
-                .limit(1)
+            return s.scalar(self._active_override_q(model, kind, now))
+
+    @staticmethod
+    def _active_override_q(model: str, kind: str, now: datetime) -> sa.Select[OverrideRow]:
+        return (
+            sa.select(OverrideRow)
+            .where(
+                OverrideRow.model == model,
+                OverrideRow.kind == kind,
+                OverrideRow.expires_at > now,
+                OverrideRow.consumed_at.is_(None),
             )
-            return s.scalar(q)
+            .order_by(OverrideRow.id.desc())
+            .limit(1)
+        )
 
     def consume_override(self, override_id: int, now: datetime) -> None:
         with self.session() as s:

@@ -22,12 +22,13 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import pandas as pd
 
@@ -191,6 +192,7 @@ class MlflowRegistry:
         registry_uri: str | None = None,
         artifact_root: str | None = None,
         experiment: str = "retrain-controller",
+        cache_seconds: float = 2.0,
     ) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
@@ -201,6 +203,24 @@ class MlflowRegistry:
         self.experiment = experiment
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         self._baselines: dict[tuple[str, str], Baseline] = {}
+        # A check asks for the champion, the model's tags and the challenger one after another:
+        # each registered model and version is read once per ``cache_seconds`` (writes through
+        # this registry drop the entry; a change made elsewhere is seen after at most that long).
+        self.cache_seconds = cache_seconds
+        self._recent: dict[tuple[str, ...], tuple[float, Any]] = {}
+
+    def _cached(self, key: tuple[str, ...], fetch: Callable[[], T]) -> T:
+        hit = self._recent.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+            return cast(T, hit[1])
+        value = self._call(fetch)
+        if self.cache_seconds > 0:
+            self._recent[key] = (time.monotonic(), value)
+        return value
+
+    def _forget(self, name: str) -> None:
+        for key in [k for k in self._recent if k[0] == name]:
+            del self._recent[key]
 
     # reading --------------------------------------------------------------------------------
     def resolve(self, name: str, alias: str) -> VersionInfo:
@@ -210,26 +230,28 @@ class MlflowRegistry:
         return found
 
     def find_alias(self, name: str, alias: str) -> VersionInfo | None:
-        try:
-            mv = self._call(lambda: self.client.get_model_version_by_alias(name, alias))
-        except GiveUp:
-            self._call(lambda: self.client.get_registered_model(name))  # GiveUp again if the model is absent
+        version = self._cached((name,), lambda: self.client.get_registered_model(name)).aliases.get(alias)
+        if version is None:
             return None
+        mv = self._cached((name, str(version)), lambda: self.client.get_model_version(name, str(version)))
         return VersionInfo(name, str(mv.version), mv.run_id, dict(mv.tags), tuple(mv.aliases))
 
     def model_tags(self, name: str) -> dict[str, str]:
-        return dict(self._call(lambda: self.client.get_registered_model(name)).tags)
+        return dict(self._cached((name,), lambda: self.client.get_registered_model(name)).tags)
 
     def version_tags(self, name: str, version: str) -> dict[str, str]:
         return dict(self._call(lambda: self.client.get_model_version(name, version)).tags)
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> int:
         todo = changed_tags(self.version_tags(name, version), tags)
+        if todo:
+            self._forget(name)
         for key, value in todo.items():
             self._call(partial(self.client.set_model_version_tag, name, version, key, value))
         return len(todo)
 
     def set_model_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        self._forget(name)
         self._ensure_model(name)
         for key, value in tags.items():
             self._call(partial(self.client.set_registered_model_tag, name, key, value))
@@ -301,6 +323,7 @@ class MlflowRegistry:
         import mlflow.sklearn
         import sklearn
 
+        self._forget(name)
         self._ensure_model(name)
         with self._tracking():
             experiment_id = self._experiment_id()
@@ -319,6 +342,7 @@ class MlflowRegistry:
         return VersionInfo(name, str(mv.version), run.info.run_id, dict(record.tags))
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._forget(name)
         self._call(lambda: self.client.set_registered_model_alias(name, alias, version))
 
     def attach_baseline(self, name: str, version: str, baseline: Baseline) -> str:
@@ -331,6 +355,7 @@ class MlflowRegistry:
             mlflow.set_tags({"retrain.model": name, "retrain.version": version})
             mlflow.log_metrics({k: v for k, v in baseline.metrics.items() if v == v})
             self._log_baseline(baseline)
+        self._forget(name)
         self._call(lambda: self.client.set_model_version_tag(name, version, BASELINE_RUN_TAG, run.info.run_id))
         self._baselines.pop((name, version), None)
         return str(run.info.run_id)

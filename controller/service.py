@@ -13,6 +13,7 @@ is claimed by a conditional state change (two workers cannot both train it).
 from __future__ import annotations
 
 import calendar
+import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -73,6 +74,7 @@ class Context:
     _hours_cache: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     _estimators: dict[tuple[str, str, str], tuple[Any, float]] = field(default_factory=dict)
     _point_estimators: dict[tuple[str, str, str], CBPE] = field(default_factory=dict)
+    _profiles: dict[str, ReferenceProfile] = field(default_factory=dict)
     _baseline_noise: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     @classmethod
@@ -113,6 +115,14 @@ class Context:
         if key not in self._model_cache:
             self._model_cache[key] = self.registry.load_model(name, version)
         return self._model_cache[key]
+
+    def profile(self, baseline: Baseline) -> ReferenceProfile:
+        """The baseline's reference profile, decoded once per process (keyed by the bytes' hash)."""
+        assert baseline.profile is not None
+        key = hashlib.sha256(baseline.profile).hexdigest()
+        if key not in self._profiles:
+            self._profiles[key] = ReferenceProfile.from_bytes(baseline.profile)
+        return self._profiles[key]
 
     def training_hours(self, name: str, version: str) -> list[float]:
         key = (name, version)
@@ -626,7 +636,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     baseline = registry.load_baseline(cfg.registered_model, version.version)
     if baseline.profile is None:
         raise GiveUp(f"{cfg.registered_model} v{version.version} has no reference profile in its baseline")
-    profile = ReferenceProfile.from_bytes(baseline.profile)
+    profile = ctx.profile(baseline)
     window = load_window(cfg, now)
     rows = window.rows
     features = features_of(cfg, profile.columns)

@@ -27,7 +27,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
 test: $(STAMP) lint typecheck
-	OMP_NUM_THREADS=1 $(BIN)/pytest -q
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) .retrain .pytest_cache .mypy_cache .ruff_cache

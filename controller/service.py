@@ -481,16 +481,15 @@ def forecast_fields(ctx: Context, cfg: ModelConfig, metric: str, perf: dict[str,
       postdates the last change, and when it will all postdate it.
     """
     sign = 1.0 if higher_is_better(metric) else -1.0
-    checks = [c for c in reversed(ctx.store.checks(cfg.name, limit=500)) if c.status == "done" and c.signals]
+    checks = list(reversed(ctx.store.check_history(cfg.name, limit=500)))
     series: dict[str | None, list[tuple[datetime, float]]] = {}
     changes: set[datetime] = set()
     for c in checks:
-        sig = c.signals or {}
-        if sig.get("source") == "realized" and sig.get("baseline") is not None and c.metric_value is not None:
-            drop = 100.0 * sign * (sig["baseline"] - c.metric_value)
+        if c.source == "realized" and c.baseline is not None and c.metric_value is not None:
+            drop = 100.0 * sign * (c.baseline - c.metric_value)
             series.setdefault(c.version, []).append((c.started_at, drop))
-        if sig.get("change_at"):
-            changes.add(datetime.fromisoformat(sig["change_at"]))
+        if c.change_at:
+            changes.add(datetime.fromisoformat(c.change_at))
     if perf.get("change_at"):
         changes.add(datetime.fromisoformat(perf["change_at"]))
     out: dict[str, Any] = {}
@@ -1094,10 +1093,10 @@ def due_checks(ctx: Context, now: datetime | None = None) -> list[str]:
     """Models whose schedule says a check is due now (a DEFER's retry_after counts too)."""
     now = now or ctx.clock()
     latest = ctx.store.latest_decisions()
+    last_checked = ctx.store.last_check_times()
     due = []
     for name, cfg in sorted(ctx.models.items()):
-        last = ctx.store.checks(name, limit=1)
-        last_at = last[0].started_at if last else None
+        last_at = last_checked.get(name)
         when = next_due(cfg, last_at, now)
         d = latest.get(name)
         if d is not None and d.retry_after is not None:

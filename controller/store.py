@@ -212,6 +212,18 @@ def to_jsonable(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class CheckPoint:
+    """The few fields of a finished check that the forecast reads (see ``Store.check_history``)."""
+
+    started_at: datetime
+    version: str | None
+    metric_value: float | None
+    source: str | None
+    baseline: float | None
+    change_at: str | None
+
+
+@dataclass(frozen=True)
 class ModelSnapshot:
     """What a check reads about one model's history, in one transaction (see ``Store.model_snapshot``)."""
 
@@ -449,6 +461,34 @@ class Store:
         with self.session() as s:
             q = sa.select(CheckRow).where(CheckRow.model == model).order_by(CheckRow.id.desc()).limit(limit)
             return list(s.scalars(q))
+
+    def check_history(self, model: str, limit: int = 500) -> list[CheckPoint]:
+        """The finished checks among the model's newest ``limit``, newest first, without their full
+        signals (a check's signals hold a drift report per column: reading 500 of them costs more
+        than the rest of a check)."""
+        with self.session() as s:
+            q = (
+                sa.select(
+                    CheckRow.started_at,
+                    CheckRow.version,
+                    CheckRow.metric_value,
+                    CheckRow.metric_source,
+                    CheckRow.signals["baseline"].as_float(),
+                    CheckRow.signals["change_at"].as_string(),
+                    CheckRow.status,
+                )
+                .where(CheckRow.model == model)
+                .order_by(CheckRow.id.desc())
+                .limit(limit)
+            )
+            return [CheckPoint(*row[:6]) for row in s.execute(q) if row[6] == "done"]
+
+    def last_check_times(self) -> dict[str, datetime]:
+        """When each model's newest check started."""
+        with self.session() as s:
+            newest = sa.select(sa.func.max(CheckRow.id)).group_by(CheckRow.model)
+            rows = s.execute(sa.select(CheckRow.model, CheckRow.started_at).where(CheckRow.id.in_(newest)))
+            return {model: started for model, started in rows}
 
     def metric_series(
         self, model: str, metric: str, limit: int = 50, version: str | None = None

@@ -137,3 +137,32 @@ def test_overrides_expire_and_are_consumed(store: Store) -> None:
 def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         store.start_check("m", datetime(2026, 1, 1))
+
+
+def test_snapshot_history_and_last_checks_match_the_single_reads(store: Store) -> None:
+    first, _ = store.start_check("m", NOW - timedelta(hours=2))
+    signals = {"n_rows": 10, "metric": "accuracy", "current": 0.7, "source": "realized", "baseline": 0.8}
+    store.finish_check(first, "1", {**signals, "change_at": NOW.isoformat()}, _decision(), [], NOW)
+    second, _ = store.start_check("m", NOW - timedelta(hours=1))
+    store.finish_check(
+        second, "1", {**signals, "source": "none", "baseline": None, "current": None}, _decision(), [], NOW
+    )
+    store.start_check("m", NOW)  # still running: not in the history
+    store.start_check("other", NOW - timedelta(minutes=5))
+    store.charge({"model:m": None, "team:t": None}, 12.5, NOW)
+    veto = store.add_override("m", "veto", "ops", "freeze", NOW + timedelta(days=1))
+
+    history = store.check_history("m")
+    assert [(c.source, c.baseline, c.metric_value, c.version) for c in history] == [
+        ("none", None, None, "1"),
+        ("realized", 0.8, 0.7, "1"),
+    ]
+    assert history[1].change_at == NOW.isoformat()
+    assert store.last_check_times() == {"m": NOW, "other": NOW - timedelta(minutes=5)}
+
+    snap = store.model_snapshot("m", "t", NOW)
+    assert snap.latest_decision is not None and snap.latest_decision.id == store.latest_decisions()["m"].id
+    assert snap.latest_decision.id == store.latest_decision("m").id  # type: ignore[union-attr]
+    assert snap.veto is not None and snap.veto.id == veto and snap.approval is None
+    assert (snap.spent_this_month, snap.team_spent_this_month) == (12.5, 12.5)
+    assert snap.retrains == [] and not snap.retrain_in_flight

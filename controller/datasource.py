@@ -205,8 +205,12 @@ def load_window(model: ModelConfig, end: datetime, hours: float | None = None) -
         require_columns(labels, [data.id_column, label], f"labels of {model.name}")
         if len(rows):
             require_columns(rows, [data.id_column], f"data of {model.name}")
-        labels = labels.drop_duplicates(data.id_column, keep="last")[[data.id_column, label]]
-        rows = rows.drop(columns=[label], errors="ignore").merge(labels, on=data.id_column, how="left")
+        labels = labels.drop_duplicates(data.id_column, keep="last")
+        # A left join on the id, without copying every column of the window as a merge does.
+        arrived = pd.Series(labels[label].to_numpy(), index=labels[data.id_column].to_numpy())
+        if label in rows.columns:
+            rows = rows.drop(columns=[label])
+        rows[label] = arrived.reindex(rows[data.id_column].to_numpy()).to_numpy()
     elif label not in rows.columns:
         rows[label] = pd.NA
     if data.label_delay_hours > 0 and len(rows):

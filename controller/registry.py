@@ -218,6 +218,10 @@ class MlflowRegistry:
             self._recent[key] = (time.monotonic(), value)
         return value
 
+    def _run(self, run_id: str) -> Any:
+        # A run's metrics do not change once it ended; the key cannot clash with a model name.
+        return self._cached(("", run_id), lambda: self.client.get_run(run_id))
+
     def _forget(self, name: str) -> None:
         for key in [k for k in self._recent if k[0] == name]:
             del self._recent[key]
@@ -260,7 +264,7 @@ class MlflowRegistry:
         cached = self._baselines.get((name, version))
         if cached is not None:
             return cached
-        mv = self._call(lambda: self.client.get_model_version(name, version))
+        mv = self._cached((name, version), lambda: self.client.get_model_version(name, version))
         # A baseline attached after registration lives in a run of its own, named by a version tag.
         run_id = mv.tags.get(BASELINE_RUN_TAG) or mv.run_id
         if not run_id:
@@ -284,7 +288,7 @@ class MlflowRegistry:
             scores = pd.read_parquet(scores_path) if scores_path.exists() else None
         metrics = {k: float(v) for k, v in meta.get("metrics", {}).items()}
         # Holdout metrics the training run logged fill what the baseline file does not state.
-        for key, value in self._call(lambda: self.client.get_run(run_id)).data.metrics.items():
+        for key, value in self._run(run_id).data.metrics.items():
             if key.startswith("holdout_"):
                 metrics.setdefault(key.removeprefix("holdout_"), float(value))
         baseline = Baseline(profile, sha, metrics, scores)
@@ -308,7 +312,7 @@ class MlflowRegistry:
         for mv in versions:
             if not mv.run_id:
                 continue
-            run = self._call(partial(self.client.get_run, mv.run_id))
+            run = self._run(mv.run_id)
             seconds = run.data.metrics.get("training_seconds")
             if seconds is None and run.info.end_time and run.info.start_time:
                 seconds = (run.info.end_time - run.info.start_time) / 1000.0

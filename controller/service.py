@@ -320,9 +320,8 @@ def _realized(
 
     Accuracy is a proportion of independent rows, so its interval is Wilson's score interval:
     coverage close to nominal from a few hundred rows on, in microseconds instead of 200
-    resamples (whose 5th/95th percentiles are themselves noisy: on 10,000 rows they came out 10%
-    narrower or wider than the normal-theory width from one seed to the next). Every other
-    metric keeps the bootstrap.
+    resamples, whose 5th/95th percentiles are themselves noisy (on 10,000 rows, 20 seeds gave
+    widths from 20% narrower to 16% wider than Wilson's). Every other metric keeps the bootstrap.
     """
     if not (cfg.task == "classification" and metric == "accuracy"):
         return realized_performance(

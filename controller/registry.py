@@ -271,7 +271,7 @@ class MlflowRegistry:
             raise GiveUp(f"{name} version {version} has no run, so no baseline")
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                local = Path(self._call(lambda: self.client.download_artifacts(run_id, BASELINE_DIR, tmp)))
+                local = self._download_baseline(run_id, tmp)
             except GiveUp:
                 raise GiveUp(
                     f"{name} version {version} has no baseline: log one with 'retrainctl register' "
@@ -294,6 +294,19 @@ class MlflowRegistry:
         baseline = Baseline(profile, sha, metrics, scores)
         self._baselines[(name, version)] = baseline
         return baseline
+
+    def _download_baseline(self, run_id: str, dst: str) -> Path:
+        """The run's baseline folder, fetched straight from the run's artifact location.
+
+        ``client.download_artifacts(run_id, ...)`` reads the run again and looks for a logged
+        model of that name first; the run is read once per check here anyway.
+        """
+        from mlflow.artifacts import download_artifacts
+
+        uri = f"{self._run(run_id).info.artifact_uri.rstrip('/')}/{BASELINE_DIR}"
+        return Path(
+            self._call(lambda: download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=self.tracking_uri))
+        )
 
     def load_model(self, name: str, version: str) -> Any:
         import mlflow.sklearn

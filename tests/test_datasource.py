@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +77,22 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
         FileDataSource(str(tmp_path / "none-*.csv"), "timestamp").read()
     with pytest.raises(DataError, match=r"predictions at sqlite"):
         SqlDataSource(f"sqlite:///{tmp_path / 'empty.db'}", "timestamp", table="predictions").read()
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "Europe/Berlin"])
+def test_parquet_window_filter_matches_parsing_every_timestamp(tmp_path: Path, tz: str | None) -> None:
+    """The pyarrow filter on a timestamp column keeps exactly what ``pd.to_datetime(utc=True)`` keeps
+    (a naive column holds UTC), with bounds in any time zone."""
+    rows = make_rows(300, T0, seed=3)
+    times = pd.to_datetime(rows["timestamp"], utc=True)
+    rows["timestamp"] = times.dt.tz_localize(None) if tz is None else times.dt.tz_convert(tz)
+    rows.loc[5, "timestamp"] = pd.NaT
+    rows.to_parquet(tmp_path / "rows.parquet")
+    start = (T0 + timedelta(hours=20)).astimezone(timezone(timedelta(hours=-5)))
+    end = T0 + timedelta(days=3)
+    got = FileDataSource(str(tmp_path / "rows.parquet"), "timestamp").read(start, end)
+    whole = pd.read_parquet(tmp_path / "rows.parquet")
+    ts = pd.to_datetime(whole["timestamp"], utc=True, errors="coerce")
+    want = whole.loc[(ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))]
+    assert 0 < len(got) < len(rows)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))

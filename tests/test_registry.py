@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,3 +103,29 @@ def test_check_reports_are_logged_as_artifacts(registry: Registry, name: str) ->
         local = registry.client.download_artifacts(run_id, "reports/drift.html")
         assert Path(local).read_bytes() == b"<html>report</html>"
         assert registry.client.get_run(run_id).data.tags["retrain.check_id"] == "7"
+
+
+def test_reads_are_reused_within_cache_seconds_and_dropped_on_writes(mlflow_dir: Path, name: str) -> None:
+    reg = MlflowRegistry(f"sqlite:///{mlflow_dir / 'mlflow.db'}", artifact_root=str(mlflow_dir / "artifacts"))
+    v1 = reg.log_version(name, _record(0))
+    reg.set_alias(name, "champion", v1.version)
+    assert reg.resolve(name, "champion").version == v1.version
+    calls = []
+    real = reg.client.get_registered_model
+
+    def counted(n: str) -> Any:
+        calls.append(n)
+        return real(n)
+
+    reg.client.get_registered_model = counted  # type: ignore[method-assign,assignment]
+    reg.model_tags(name), reg.find_alias(name, "challenger"), reg.resolve(name, "champion")
+    assert calls == []  # one read served the alias, the tags and the missing challenger
+    v2 = reg.log_version(name, _record(1))
+    reg.set_alias(name, "champion", v2.version)  # our own write: the next read is fresh
+    before = len(calls)
+    assert reg.resolve(name, "champion").version == v2.version and len(calls) == before + 1
+    other = MlflowRegistry(reg.tracking_uri, artifact_root=str(mlflow_dir / "artifacts"), cache_seconds=0)
+    other.set_alias(name, "champion", v1.version)  # another process moves the alias
+    assert reg.resolve(name, "champion").version == v2.version  # within cache_seconds
+    reg.cache_seconds = 0
+    assert reg.resolve(name, "champion").version == v1.version

@@ -281,3 +281,33 @@ def test_regression_model_realized_and_direct_loss_estimate(
     assert out.decision is not None and out.signals["source"] == source
     assert out.decision.action == action, out.decision.summary
     assert out.signals["current"] == pytest.approx(out.signals["baseline"], abs=0.1 if not flip else 10.0)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_point_estimate_is_the_full_estimates_value(k: int) -> None:
+    """With all labels in, a check keeps CBPE's expected value alone: the same number, cheaper."""
+    from controller.service import _cbpe_point
+    from detectors.estimation import CBPE
+
+    rng = np.random.default_rng(k)
+    ref = rng.dirichlet(np.ones(k), size=2_000)
+    ref_y = np.array([rng.choice(k, p=p) for p in ref])
+    cur = rng.dirichlet(np.ones(k) * 0.7, size=3_000)
+    pred = cur.argmax(axis=1)
+    proba, ref_p = (cur[:, 1], ref[:, 1]) if k == 2 else (cur, ref)
+    for metric in ("accuracy", "f1", "roc_auc"):
+        full = CBPE(metrics=(metric,)).fit(ref_p, ref_y)
+        point = CBPE(metrics=(metric,), n_calibration_boot=0).fit(ref_p, ref_y)
+        want = full.estimate(proba, pred)[metric].estimate
+        assert _cbpe_point(point, metric, cur, pred).estimate == pytest.approx(want, abs=1e-12)
+
+
+def test_wilson_interval_covers_accuracy_at_its_level() -> None:
+    from controller.service import wilson_interval
+
+    rng = np.random.default_rng(0)
+    for n, p in ((500, 0.9), (10_000, 0.75)):
+        hits = rng.binomial(n, p, size=4_000) / n
+        bounds = np.array([wilson_interval(h, n) for h in hits])
+        coverage = np.mean((bounds[:, 0] <= p) & (p <= bounds[:, 1]))
+        assert 0.88 <= coverage <= 0.92

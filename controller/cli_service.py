@@ -108,10 +108,11 @@ def run_once(
     deliver: Annotated[bool, typer.Option(help="Deliver the outbox (tags, webhooks) at the end.")] = True,
 ) -> None:
     """Run every due check in-process, once (for cron, without workers); exit 1 if a check failed."""
-    from controller.service import Context, due_checks, run_check, run_retrain
+    from controller.service import Context, due_checks, reclaim_retrains, run_check, run_retrain
     from workers.schedule import slot_key
 
     ctx = Context.from_config(config)
+    reclaimed = reclaim_retrains(ctx)
     unknown = [m for m in model or [] if m not in ctx.models]
     if unknown:
         raise UserError(f"--model: unknown model(s) {', '.join(unknown)}; configured: {', '.join(sorted(ctx.models))}")
@@ -119,6 +120,13 @@ def run_once(
     now = ctx.clock()
     due = [m for m in due_checks(ctx, now) if not model or m in model]
     failed = 0
+    for retrain_id in reclaimed if retrain else []:
+        # A retrain an earlier run left half-done (its process died) is redone before new checks.
+        try:
+            out.print(f"retrain {retrain_id} (reclaimed): {run_retrain(ctx, retrain_id).state}")
+        except (RetryLater, GiveUp, UserError) as exc:
+            failed += 1
+            out.print(f"retrain {retrain_id} (reclaimed) failed: {exc}")
     for name in due:
         try:
             outcome = run_check(ctx, name, request_key=slot_key(ctx.models[name], now))

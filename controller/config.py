@@ -47,7 +47,6 @@ def parse_duration(text: str) -> float:
     return value * unit
 
 
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -187,6 +186,9 @@ class ServiceConfig(_Strict):
     team_budgets: dict[str, float] = Field(default_factory=dict, description="Money per team per month.")
     webhooks: WebhookSettings = WebhookSettings()
     check_lock_seconds: int = Field(900, gt=0)
+    retrain_lease_hours: float = Field(
+        6.0, gt=0, description="A retrain still training after this long is taken to be dead and is queued again."
+    )
     source_file: str | None = Field(None, exclude=True)
 
 

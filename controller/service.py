@@ -37,7 +37,7 @@ from controller.config import (
 from controller.datasource import Window, load_window
 from controller.decision import Action, Decision, Economics, ModelState, Signals, decide
 from controller.economics import EconomicsConfig, decay_rate, recovery_probability, regime_days, retrain_cost
-from controller.errors import DataError, GiveUp, UserError
+from controller.errors import DataError, GiveUp, RetryLater, UserError
 from controller.policy import PolicyConfig
 from controller.registry import Baseline, MlflowRegistry, Registry, TrainingRecord, VersionInfo
 from controller.store import ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
@@ -810,6 +810,10 @@ def run_retrain(ctx: Context, retrain_id: int) -> RetrainOutcome:
     cfg = ctx.model(row.model)
     try:
         return _retrain(ctx, cfg, retrain_id)
+    except RetryLater:
+        # An outage (MLflow, data source) is not the retrain's fault: release it for the retry.
+        store.update_retrain(retrain_id, state="queued")
+        raise
     except Exception as exc:
         store.update_retrain(retrain_id, state="failed", error=f"{type(exc).__name__}: {exc}"[:4000])
         now = ctx.clock()
@@ -821,6 +825,12 @@ def run_retrain(ctx: Context, retrain_id: int) -> RetrainOutcome:
             now,
         )
         raise
+
+
+def reclaim_retrains(ctx: Context, now: datetime | None = None) -> list[int]:
+    """Retrains whose worker died mid-way (older than the lease), queued again; their ids."""
+    now = now or ctx.clock()
+    return ctx.store.reclaim_stale_retrains(now - timedelta(hours=ctx.service.retrain_lease_hours), now)
 
 
 def _event(kind: str, cfg: ModelConfig, now: datetime, data: dict[str, Any]) -> dict[str, Any]:

@@ -560,6 +560,22 @@ class Store:
                 q = q.where(RetrainRow.model == model)
             return list(s.scalars(q))
 
+    def reclaim_stale_retrains(self, cutoff: datetime, now: datetime) -> list[int]:
+        """Queue again the retrains left ``training``/``evaluating`` since before ``cutoff`` (a dead worker)."""
+        with self.session() as s:
+            stale = s.scalars(
+                sa.select(RetrainRow.id).where(
+                    RetrainRow.state.in_(["training", "evaluating"]), RetrainRow.updated_at < cutoff
+                )
+            ).all()
+            if stale:
+                s.execute(
+                    sa.update(RetrainRow)
+                    .where(RetrainRow.id.in_(stale), RetrainRow.state.in_(["training", "evaluating"]))
+                    .values(state="queued", updated_at=now, error="lease expired: the worker stopped; queued again")
+                )
+            return list(stale)
+
     def retrain_in_flight(self, model: str) -> bool:
         with self.session() as s:
             q = sa.select(sa.func.count()).where(

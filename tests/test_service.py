@@ -311,3 +311,38 @@ def test_wilson_interval_covers_accuracy_at_its_level() -> None:
         bounds = np.array([wilson_interval(h, n) for h in hits])
         coverage = np.mean((bounds[:, 0] <= p) & (p <= bounds[:, 1]))
         assert 0.88 <= coverage <= 0.92
+
+
+def test_a_retrain_whose_worker_died_is_reclaimed_after_its_lease(tmp_path: Path) -> None:
+    from controller.service import reclaim_retrains
+
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=28, flip=True))
+    out = run_check(ctx, "m1")
+    assert out.retrain_id is not None
+    assert ctx.store.claim_retrain(out.retrain_id, ["queued"], "training")  # a worker took it, then died
+    assert ctx.store.retrain_in_flight("m1")
+    lease = timedelta(hours=ctx.service.retrain_lease_hours)
+    from controller.store import utcnow
+
+    assert reclaim_retrains(ctx, utcnow() + lease / 2) == []
+    assert reclaim_retrains(ctx, utcnow() + lease + timedelta(minutes=1)) == [out.retrain_id]
+    assert run_retrain(ctx, out.retrain_id).state == "promoted"  # redone by the next worker
+
+
+def test_an_outage_during_a_retrain_releases_it_for_the_retry(tmp_path: Path) -> None:
+    from controller.errors import RetryLater
+
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=29, flip=True))
+    out = run_check(ctx, "m1")
+    assert out.retrain_id is not None
+
+    def down(*_: object, **__: object) -> None:
+        raise RetryLater("MLflow is unreachable", delay=5)
+
+    real = ctx.registry.log_version
+    ctx.registry.log_version = down  # type: ignore[method-assign]
+    with pytest.raises(RetryLater):
+        run_retrain(ctx, out.retrain_id)
+    assert ctx.store.retrain(out.retrain_id).state == "queued"
+    ctx.registry.log_version = real  # type: ignore[method-assign]
+    assert run_retrain(ctx, out.retrain_id).state == "promoted"

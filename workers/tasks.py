@@ -23,7 +23,7 @@ from celery import Task
 from controller.config import ENV_PREFIX
 from controller.errors import GiveUp, RetryLater
 from controller.outbox import deliver_outbox
-from controller.service import Context, due_checks, run_check, run_retrain
+from controller.service import Context, due_checks, reclaim_retrains, run_check, run_retrain
 from workers.app import app, redis_key
 from workers.locks import model_lock
 from workers.schedule import ModelsWatcher, models_folder, slot_key
@@ -167,7 +167,8 @@ def tick(self: Task) -> dict[str, Any]:
     due = due_checks(ctx, now)
     for name in due:
         check.apply_async((name,), {"request_key": slot_key(ctx.models[name], now), "scheduled": True})
-    stale = [
+    reclaimed = reclaim_retrains(ctx, now)
+    stale = reclaimed + [
         r.id for r in ctx.store.retrains(limit=200) if r.state == "queued" and now - r.updated_at > STALE_QUEUED_RETRAIN
     ]
     for retrain_id in stale:

@@ -428,7 +428,10 @@ class MlflowRegistry:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return str(exp.experiment_id)
-        location = (Path(self.artifact_root).resolve() / name).as_uri() if self.artifact_root else None
+        # A local artifact folder only makes sense for a local store; a tracking server keeps (or
+        # proxies) its own, so workers on other machines can read what this one logged.
+        local = not self.tracking_uri.startswith(("http://", "https://", "databricks"))
+        location = (Path(self.artifact_root).resolve() / name).as_uri() if self.artifact_root and local else None
         return str(self.client.create_experiment(name, artifact_location=location))
 
     @contextmanager

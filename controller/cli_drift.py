@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from controller.datasource import read_frame
 from controller.errors import DataError, UserError
 from detectors.drift import DriftOptions, DriftReport, detect_drift
 from detectors.profile import ProfileFormatError, ReferenceProfile, build_profile
@@ -24,21 +25,6 @@ from detectors.profile import ProfileFormatError, ReferenceProfile, build_profil
 app = typer.Typer(help="Drift checks and reference profiles.", no_args_is_help=True, pretty_exceptions_enable=False)
 profile_app = typer.Typer(help="Reference profiles.", no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(profile_app, name="profile")
-
-
-def read_frame(path: Path, what: str) -> pd.DataFrame:
-    """A Parquet or CSV file as a DataFrame, or a one-line DataError."""
-    if not path.exists():
-        raise DataError(f"{what} file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
-    except Exception as exc:
-        raise DataError(f"cannot read {what} file {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    raise DataError(f"{what} file {path}: unknown format {suffix!r} (use .parquet or .csv)")
 
 
 def _split(text: str | None) -> tuple[str, ...] | None:

@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from controller.datasource import read_frame
 from controller.errors import DataError, UserError
 from detectors.estimation import CBPE, DirectLossEstimator, MetricEstimate
 from detectors.performance import realized_performance
@@ -48,21 +49,6 @@ def register(app: typer.Typer) -> None:
     """Add ``estimate`` and ``performance`` to the ``retrainctl`` app."""
     app.command("estimate")(estimate_command)
     app.command("performance")(performance_command)
-
-
-def read_frame(path: Path, what: str) -> pd.DataFrame:
-    """A Parquet or CSV file as a DataFrame, or a one-line DataError."""
-    if not path.exists():
-        raise DataError(f"{what} file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
-    except Exception as exc:
-        raise DataError(f"cannot read {what} file {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    raise DataError(f"{what} file {path}: unknown format {suffix!r} (use .parquet or .csv)")
 
 
 def _require(frame: pd.DataFrame, columns: list[str], what: str, path: Path) -> None:

@@ -80,6 +80,21 @@ def _time_filters(path: Path, column: str, start: datetime | None, end: datetime
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
+def read_frame(path: Path, what: str) -> pd.DataFrame:
+    """A Parquet or CSV file as a DataFrame, or a one-line DataError."""
+    if not path.exists():
+        raise DataError(f"{what} file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(path)
+    except Exception as exc:
+        raise DataError(f"cannot read {what} file {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    raise DataError(f"{what} file {path}: unknown format {suffix!r} (use .parquet or .csv)")
+
+
 def require_columns(df: pd.DataFrame, columns: list[str] | tuple[str, ...], where: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:

@@ -158,6 +158,9 @@ class ModelConfig(_Strict):
     trainer: TrainerConfig | None = None
     notify: NotifyConfig = NotifyConfig()
     drift: DriftOptions = Field(default_factory=DriftOptions, description="Drift tests; see detectors.drift.")
+    multivariate_drift: bool = Field(
+        False, description="Also run the domain-classifier (multivariate) drift check; about a second per check."
+    )
     source_file: str | None = Field(None, exclude=True)
 
 

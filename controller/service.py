@@ -53,6 +53,7 @@ from detectors.estimation import (
     expected_multiclass_metrics,
 )
 from detectors.evidently_engine import run_evidently
+from detectors.multivariate import domain_classifier_drift
 from detectors.performance import MetricValue, baseline_metrics, higher_is_better, realized_performance
 from detectors.profile import ReferenceProfile, build_profile
 from detectors.quality import check_quality
@@ -661,6 +662,17 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
             drift = detect_drift(profile, current, cfg.drift)
         drift_share, dataset_drift = drift.drift_share, drift.drifted
         signals_extra["drift"] = drift.to_dict()
+        if cfg.multivariate_drift and profile.row_sample is not None and not failures and len(current) >= 30:
+            # Joint shifts whose margins look alike: a classifier told to separate the two windows.
+            md = domain_classifier_drift(profile, current, random_state=check_id)
+            signals_extra["multivariate_drift"] = {
+                "auc": md.auc,
+                "threshold": md.threshold,
+                "p_value": md.p_value,
+                "drifted": md.drifted,
+                "top_columns": [list(c) for c in md.top_columns],
+            }
+            dataset_drift = dataset_drift or md.drifted
         if not failures:
             model = ctx.load_model(cfg.registered_model, version.version)
             if cfg.prediction_column in rows.columns and not cfg.proba_columns:

@@ -346,3 +346,13 @@ def test_an_outage_during_a_retrain_releases_it_for_the_retry(tmp_path: Path) ->
     assert ctx.store.retrain(out.retrain_id).state == "queued"
     ctx.registry.log_version = real  # type: ignore[method-assign]
     assert run_retrain(ctx, out.retrain_id).state == "promoted"
+
+
+def test_multivariate_drift_sees_a_joint_shift_the_columns_hide(tmp_path: Path) -> None:
+    week = make_rows(3000, T0, seed=30)
+    week["x2"] = week["x1"] + 0.05 * np.random.default_rng(0).normal(size=len(week))  # same margins, now coupled
+    ctx = _setup(tmp_path, week, multivariate_drift=True)
+    out = run_check(ctx, "m1")
+    md = out.signals["multivariate_drift"]
+    assert md["drifted"] and md["auc"] > md["threshold"]
+    assert {c for c, _ in md["top_columns"][:2]} & {"x1", "x2"}

@@ -79,7 +79,8 @@ def check(
 ) -> None:
     """Run one check of MODEL now and print its decision."""
     from controller.outbox import deliver_outbox
-    from controller.service import run_check, run_retrain
+    from controller.retrain import run_retrain
+    from controller.service import run_check
 
     ctx = _context(config)
     when = _parse_time(now) if now else None

@@ -108,7 +108,8 @@ def run_once(
     deliver: Annotated[bool, typer.Option(help="Deliver the outbox (tags, webhooks) at the end.")] = True,
 ) -> None:
     """Run every due check in-process, once (for cron, without workers); exit 1 if a check failed."""
-    from controller.service import Context, due_checks, reclaim_retrains, run_check, run_retrain
+    from controller.retrain import reclaim_retrains, run_retrain
+    from controller.service import Context, due_checks, run_check
     from workers.schedule import slot_key
 
     ctx = Context.from_config(config)

@@ -28,7 +28,8 @@ from controller.errors import UserError
 from controller.outbox import deliver_outbox
 from controller.receiver import start_receiver
 from controller.registry import MlflowRegistry, TrainingRecord
-from controller.service import CheckOutcome, Context, build_baseline, features_of, run_check, run_retrain
+from controller.retrain import run_retrain
+from controller.service import CheckOutcome, Context, build_baseline, features_of, run_check
 from controller.trainers import import_trainer
 from controller.webhooks import new_secret
 

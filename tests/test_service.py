@@ -13,7 +13,8 @@ from controller.decision import Action
 from controller.errors import GiveUp
 from controller.outbox import deliver_outbox
 from controller.registry import InMemoryRegistry, TrainingRecord
-from controller.service import Context, build_baseline, cron_matches, due_checks, features_of, run_check, run_retrain
+from controller.retrain import run_retrain
+from controller.service import Context, build_baseline, cron_matches, due_checks, features_of, run_check
 from controller.trainers import sklearn_classifier
 from tests.helpers import T0, make_rows, write_configs
 
@@ -314,7 +315,7 @@ def test_wilson_interval_covers_accuracy_at_its_level() -> None:
 
 
 def test_a_retrain_whose_worker_died_is_reclaimed_after_its_lease(tmp_path: Path) -> None:
-    from controller.service import reclaim_retrains
+    from controller.retrain import reclaim_retrains
 
     ctx = _setup(tmp_path, make_rows(3000, T0, seed=28, flip=True))
     out = run_check(ctx, "m1")

@@ -23,7 +23,8 @@ from celery import Task
 from controller.config import ENV_PREFIX
 from controller.errors import GiveUp, RetryLater
 from controller.outbox import deliver_outbox
-from controller.service import Context, due_checks, reclaim_retrains, run_check, run_retrain
+from controller.retrain import reclaim_retrains, run_retrain
+from controller.service import Context, due_checks, run_check
 from workers.app import app, redis_key
 from workers.locks import model_lock
 from workers.schedule import ModelsWatcher, models_folder, slot_key

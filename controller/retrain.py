@@ -58,13 +58,7 @@ def run_retrain(ctx: Context, retrain_id: int) -> RetrainOutcome:
     except Exception as exc:
         store.update_retrain(retrain_id, state="failed", error=f"{type(exc).__name__}: {exc}"[:4000])
         now = ctx.clock()
-        store.enqueue(
-            cfg.name,
-            "webhook",
-            f"webhook:retrain:{retrain_id}:failed",
-            _event("retrain.failed", cfg, now, {"retrain_id": retrain_id, "error": str(exc)[:500]}),
-            now,
-        )
+        _notify(ctx, cfg, retrain_id, "failed", {"retrain_id": retrain_id, "error": str(exc)[:500]}, now)
         raise
 
 
@@ -81,6 +75,46 @@ def _event(kind: str, cfg: ModelConfig, now: datetime, data: dict[str, Any]) -> 
         "timestamp": now.isoformat(),
         "data": {"registered_model": cfg.registered_model, **data},
     }
+
+
+def _notify(ctx: Context, cfg: ModelConfig, retrain_id: int, step: str, data: dict[str, Any], now: datetime) -> None:
+    """Queue the owner's ``retrain.<step>`` webhook for this retrain (once per step)."""
+    event = _event(f"retrain.{step}", cfg, now, data)
+    ctx.store.enqueue(cfg.name, "webhook", f"webhook:retrain:{retrain_id}:{step}", event, now)
+
+
+def _tag(
+    ctx: Context, cfg: ModelConfig, retrain_id: int, role: str, version: str, tags: dict[str, str], now: datetime
+) -> None:
+    """Queue ``retrain.*`` tags for one version touched by this retrain (``role``: challenger or champion)."""
+    payload = {"name": cfg.registered_model, "version": version, "tags": tags}
+    ctx.store.enqueue(cfg.name, "mlflow_tags", f"tags:retrain:{retrain_id}:{role}", payload, now)
+
+
+def _settle(
+    ctx: Context,
+    cfg: ModelConfig,
+    retrain_id: int,
+    challenger_version: str,
+    metric: str,
+    champion_metric: float | None,
+    challenger_metric: float | None,
+    **fields: Any,
+) -> str:
+    """Promote the challenger by alias only if it beats the champion; record the outcome; its state."""
+    better = _better(challenger_metric, champion_metric, higher_is_better(metric))
+    if better:
+        ctx.registry.set_alias(cfg.registered_model, cfg.alias, challenger_version)
+    state = "promoted" if better else "rejected"
+    ctx.store.update_retrain(
+        retrain_id,
+        state=state,
+        champion_metric=champion_metric,
+        challenger_metric=challenger_metric,
+        recovered=better,
+        **fields,
+    )
+    return state
 
 
 def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
@@ -140,11 +174,6 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
     old = ctx.load_model(cfg.registered_model, champion.version)
     champ_metric = metric_on(cfg, old, holdout, features, metric)
     chall_metric = new_baseline.metrics.get(metric)
-    better = _better(chall_metric, champ_metric, higher_is_better(metric))
-    if better:
-        registry.set_alias(cfg.registered_model, cfg.alias, challenger.version)
-    state = "promoted" if better else "rejected"
-
     econ: EconomicsConfig | None = cfg.economics
     row = store.retrain(retrain_id)
     actual = None
@@ -154,12 +183,14 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
         actual += econ.fixed_overhead
         low, high = row.cost_low or 0.0, row.cost_high or float("inf")
         anomaly = actual > 1.5 * high or actual < low / 1.5
-    store.update_retrain(
+    state = _settle(
+        ctx,
+        cfg,
         retrain_id,
-        state=state,
-        champion_metric=champ_metric,
-        challenger_metric=chall_metric,
-        recovered=better,
+        challenger.version,
+        metric,
+        champ_metric,
+        chall_metric,
         actual_cost=actual,
         cost_anomaly=anomaly,
     )
@@ -175,52 +206,36 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
         "actual_cost": actual,
         "cost_estimate": row.cost_estimate,
     }
-    store.enqueue(
-        cfg.name,
-        "webhook",
-        f"webhook:retrain:{retrain_id}:completed",
-        _event("retrain.completed", cfg, done, data),
-        done,
-    )
-    store.enqueue(
-        cfg.name, "webhook", f"webhook:retrain:{retrain_id}:{state}", _event(f"retrain.{state}", cfg, done, data), done
-    )
+    _notify(ctx, cfg, retrain_id, "completed", data, done)
+    _notify(ctx, cfg, retrain_id, state, data, done)
     if anomaly:
-        store.enqueue(
-            cfg.name,
-            "webhook",
-            f"webhook:retrain:{retrain_id}:cost_anomaly",
-            _event("retrain.cost_anomaly", cfg, done, {**data, "cost_low": row.cost_low, "cost_high": row.cost_high}),
-            done,
+        _notify(
+            ctx, cfg, retrain_id, "cost_anomaly", {**data, "cost_low": row.cost_low, "cost_high": row.cost_high}, done
         )
     fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
-    store.enqueue(
-        cfg.name,
-        "mlflow_tags",
-        f"tags:retrain:{retrain_id}:challenger",
+    _tag(
+        ctx,
+        cfg,
+        retrain_id,
+        "challenger",
+        challenger.version,
         {
-            "name": cfg.registered_model,
-            "version": challenger.version,
-            "tags": {
-                "retrain.challenger_status": state,
-                "retrain.retrain_run_id": challenger.run_id or "",
-                "retrain.challenger_metric": fmt(chall_metric),
-                "retrain.champion_metric": fmt(champ_metric),
-            },
+            "retrain.challenger_status": state,
+            "retrain.retrain_run_id": challenger.run_id or "",
+            "retrain.challenger_metric": fmt(chall_metric),
+            "retrain.champion_metric": fmt(champ_metric),
         },
         done,
     )
-    store.enqueue(
-        cfg.name,
-        "mlflow_tags",
-        f"tags:retrain:{retrain_id}:champion",
+    _tag(
+        ctx,
+        cfg,
+        retrain_id,
+        "champion",
+        champion.version,
         {
-            "name": cfg.registered_model,
-            "version": champion.version,
-            "tags": {
-                "retrain.retrain_run_id": challenger.run_id or "",
-                "retrain.challenger_status": f"{state}: v{challenger.version}",
-            },
+            "retrain.retrain_run_id": challenger.run_id or "",
+            "retrain.challenger_status": f"{state}: v{challenger.version}",
         },
         done,
     )
@@ -238,17 +253,10 @@ def _promote_existing(
     metric: str,
 ) -> RetrainOutcome:
     """The reuse path: evaluate a registered version against the champion and promote it if better."""
-    store, registry = ctx.store, ctx.registry
-    store.update_retrain(retrain_id, state="evaluating")
+    ctx.store.update_retrain(retrain_id, state="evaluating")
     champ = metric_on(cfg, ctx.load_model(cfg.registered_model, champion.version), holdout, features, metric)
     chall = metric_on(cfg, ctx.load_model(cfg.registered_model, version), holdout, features, metric)
-    better = _better(chall, champ, higher_is_better(metric))
-    if better:
-        registry.set_alias(cfg.registered_model, cfg.alias, version)
-    state = "promoted" if better else "rejected"
-    store.update_retrain(
-        retrain_id, state=state, champion_metric=champ, challenger_metric=chall, recovered=better, actual_cost=0.0
-    )
+    state = _settle(ctx, cfg, retrain_id, version, metric, champ, chall, actual_cost=0.0)
     done = ctx.clock()
     data = {
         "retrain_id": retrain_id,
@@ -259,18 +267,14 @@ def _promote_existing(
         "challenger_metric": chall,
         "reused": True,
     }
-    store.enqueue(
-        cfg.name, "webhook", f"webhook:retrain:{retrain_id}:{state}", _event(f"retrain.{state}", cfg, done, data), done
-    )
-    store.enqueue(
-        cfg.name,
-        "mlflow_tags",
-        f"tags:retrain:{retrain_id}:challenger",
-        {
-            "name": cfg.registered_model,
-            "version": version,
-            "tags": {"retrain.challenger_status": f"{state} (reused, no training)"},
-        },
+    _notify(ctx, cfg, retrain_id, state, data, done)
+    _tag(
+        ctx,
+        cfg,
+        retrain_id,
+        "challenger",
+        version,
+        {"retrain.challenger_status": f"{state} (reused, no training)"},
         done,
     )
     return RetrainOutcome(retrain_id, state, version, champ, chall)

@@ -192,6 +192,12 @@ class ServiceConfig(_Strict):
     retrain_lease_hours: float = Field(
         6.0, gt=0, description="A retrain still training after this long is taken to be dead and is queued again."
     )
+    registry_refresh_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Registered models (aliases, owner tags) are listed from MLflow at most this often per "
+        "process; an alias moved outside this process is seen within it. 0: read each model at every check.",
+    )
     source_file: str | None = Field(None, exclude=True)
 
 

@@ -193,6 +193,7 @@ class MlflowRegistry:
         artifact_root: str | None = None,
         experiment: str = "retrain-controller",
         cache_seconds: float = 2.0,
+        bulk_seconds: float = 0.0,
     ) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
@@ -208,6 +209,14 @@ class MlflowRegistry:
         # this registry drop the entry; a change made elsewhere is seen after at most that long).
         self.cache_seconds = cache_seconds
         self._recent: dict[tuple[str, ...], tuple[float, Any]] = {}
+        # A worker checks hundreds of models, each once an hour: reading each registered model on
+        # its own costs an MLflow call per check. With ``bulk_seconds``, every registered model
+        # (aliases, tags) is read in one paged search and reused for that long; a model written
+        # through this registry, or not in the listing, is read on its own as above.
+        self.bulk_seconds = bulk_seconds
+        self._listing: tuple[float, dict[str, Any]] | None = None
+        # A version's number and run never change: read once per process.
+        self._versions: dict[tuple[str, str], Any] = {}
 
     def _cached(self, key: tuple[str, ...], fetch: Callable[[], T]) -> T:
         hit = self._recent.get(key)
@@ -225,6 +234,38 @@ class MlflowRegistry:
     def _forget(self, name: str) -> None:
         for key in [k for k in self._recent if k[0] == name]:
             del self._recent[key]
+        if self._listing is not None:
+            self._listing[1].pop(name, None)
+
+    def _registered(self, name: str) -> Any:
+        """The registered model (aliases, tags): from the bulk listing when it is on and fresh."""
+        if self.bulk_seconds > 0:
+            if self._listing is None or time.monotonic() - self._listing[0] >= self.bulk_seconds:
+                self._listing = (time.monotonic(), self._list_registered())
+            found = self._listing[1].get(name)
+            if found is not None:
+                return found
+        return self._cached((name,), lambda: self.client.get_registered_model(name))
+
+    def _list_registered(self, max_pages: int = 10) -> dict[str, Any]:
+        """Every registered model, up to ``max_pages`` pages of 1,000 (the rest is read per model)."""
+        found: dict[str, Any] = {}
+        token = None
+        for _ in range(max_pages):
+            page = self._call(
+                lambda: self.client.search_registered_models(max_results=1000, page_token=token)  # noqa: B023
+            )
+            found.update((m.name, m) for m in page)
+            token = page.token
+            if not token:
+                break
+        return found
+
+    def _version(self, name: str, version: str) -> Any:
+        key = (name, version)
+        if key not in self._versions:
+            self._versions[key] = self._cached(key, lambda: self.client.get_model_version(name, version))
+        return self._versions[key]
 
     # reading --------------------------------------------------------------------------------
     def resolve(self, name: str, alias: str) -> VersionInfo:
@@ -234,14 +275,16 @@ class MlflowRegistry:
         return found
 
     def find_alias(self, name: str, alias: str) -> VersionInfo | None:
-        version = self._cached((name,), lambda: self.client.get_registered_model(name)).aliases.get(alias)
+        """The version behind ``alias``; its tags as first read in this process (they are not
+        what a check acts on: ``version_tags`` reads them fresh)."""
+        version = self._registered(name).aliases.get(alias)
         if version is None:
             return None
-        mv = self._cached((name, str(version)), lambda: self.client.get_model_version(name, str(version)))
+        mv = self._version(name, str(version))
         return VersionInfo(name, str(mv.version), mv.run_id, dict(mv.tags), tuple(mv.aliases))
 
     def model_tags(self, name: str) -> dict[str, str]:
-        return dict(self._cached((name,), lambda: self.client.get_registered_model(name)).tags)
+        return dict(self._registered(name).tags)
 
     def version_tags(self, name: str, version: str) -> dict[str, str]:
         return dict(self._call(lambda: self.client.get_model_version(name, version)).tags)

@@ -39,7 +39,7 @@ from controller.economics import decay_rate, recovery_probability, regime_days, 
 from controller.errors import DataError, GiveUp, UserError
 from controller.policy import PolicyConfig
 from controller.registry import Baseline, MlflowRegistry, Registry, VersionInfo
-from controller.store import ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
+from controller.store import CheckPoint, ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
 from detectors.estimation import (
@@ -93,7 +93,10 @@ class Context:
                 store.migrate()
         if registry is None:
             registry = MlflowRegistry(
-                service.mlflow_tracking_uri, service.mlflow_registry_uri, service.mlflow_artifact_root
+                service.mlflow_tracking_uri,
+                service.mlflow_registry_uri,
+                service.mlflow_artifact_root,
+                bulk_seconds=service.registry_refresh_seconds,
             )
         return cls(service, models, store, registry, clock)
 
@@ -387,13 +390,14 @@ def _performance(
     pred: np.ndarray,
     proba: np.ndarray | None,
     metric: str,
-    check_id: int,
-) -> dict[str, Any]:
+    snapshot: ModelSnapshot,
+) -> tuple[dict[str, Any], tuple[str, float, float] | None]:
     """The decay signal: realized where enough labels arrived, the label-free estimate otherwise.
 
     The estimate is discounted by its own past errors (stored whenever both figures exist for a
-    window), and dropped when it has proved untrustworthy; the trend over the version's past
-    checks gives a change alarm and a forecast of when the drop crosses the tolerance.
+    window: the second value returned, ``(metric, estimated, realized)``, for the check to store),
+    and dropped when it has proved untrustworthy; the trend over the version's past checks gives a
+    change alarm and a forecast of when the drop crosses the tolerance.
     """
     out = _no_performance(metric, baseline)
     label = cfg.data.label_column
@@ -418,21 +422,23 @@ def _performance(
             ctx, cfg, version, baseline, metric, window.rows, pred, proba, point_only=acts_on_realized
         )
     realized_value = realized.value if acts_on_realized and realized is not None else None
+    past_errors = snapshot.estimation_errors
+    error = None
     if realized_value is not None and estimate is not None and np.isfinite(estimate.estimate):
-        ctx.store.record_estimation_error(cfg.name, metric, check_id, estimate.estimate, realized_value)
+        error = (metric, float(estimate.estimate), float(realized_value))
         out["estimate"] = estimate.estimate
-    past_errors = ctx.store.estimation_errors(cfg.name, metric)
+        past_errors = [abs(estimate.estimate - realized_value), *past_errors][:20]
     current, source, trust = select_current(
         realized, estimate, past_abs_errors=past_errors, tolerance_points=policy.tolerance_points
     )
     out.update(n_labeled=int(mask.sum()), coverage=window.coverage, estimate_trust=trust)
     base = ref_estimate if source == "estimated" else baseline.metrics.get(metric)
     if source == "none" or base is None:
-        return out
+        return out, error
     if source == "realized" and isinstance(current, MetricValue):
         current = _with_baseline_noise(ctx, cfg, version, baseline, metric, current)
     period = (cfg.schedule.seconds or 86400.0) / 3600.0
-    series = ctx.store.metric_series(cfg.name, metric, version=version)
+    series = snapshot.metric_series(metric, version=version)
     decay = decay_signal(
         metric,
         base,
@@ -456,10 +462,17 @@ def _performance(
         i = min(decay.change_index, len(times) - 1)
         first_window_start = times[i] - (window.end - window.start)
         out["change_at"] = max(times[i - 1] if i > 0 else first_window_start, first_window_start).isoformat()
-    return out
+    return out, error
 
 
-def forecast_fields(ctx: Context, cfg: ModelConfig, metric: str, perf: dict[str, Any], now: datetime) -> dict[str, Any]:
+def forecast_fields(
+    ctx: Context,
+    cfg: ModelConfig,
+    metric: str,
+    perf: dict[str, Any],
+    now: datetime,
+    history: Sequence[CheckPoint] | None = None,
+) -> dict[str, Any]:
     """What the decision needs to price a retrain over its real life, from the model's check history.
 
     - ``decay_points_per_day``: how fast a fresh version loses points (slopes of every version's
@@ -467,9 +480,11 @@ def forecast_fields(ctx: Context, cfg: ModelConfig, metric: str, perf: dict[str,
     - ``regime_days``: expected days until the data changes again, from the changes detected so far;
     - ``window_fresh_share`` / ``fresh_window_in_days``: how much of a retrain's training window
       postdates the last change, and when it will all postdate it.
+
+    ``history``: the model's newest finished checks, newest first (read here when not given).
     """
     sign = 1.0 if higher_is_better(metric) else -1.0
-    checks = list(reversed(ctx.store.check_history(cfg.name, limit=500)))
+    checks = list(reversed(ctx.store.check_history(cfg.name, limit=500) if history is None else history))
     series: dict[str | None, list[tuple[datetime, float]]] = {}
     changes: set[datetime] = set()
     for c in checks:
@@ -600,8 +615,8 @@ def run_check(
     cfg = ctx.model(model_name)
     now = now or ctx.clock()
     store = ctx.store
-    store.upsert_model(cfg.name, cfg.registered_model, cfg.owner, cfg.team, cfg.business_purpose)
-    check_id, already = store.start_check(cfg.name, now, request_key)
+    model_row = (cfg.registered_model, cfg.owner, cfg.team, cfg.business_purpose)
+    check_id, already = store.start_check(cfg.name, now, request_key, model_row=model_row)
     if already:
         d = store.decision_for_check(check_id)
         return CheckOutcome(cfg.name, check_id, d.id if d else None, None, skipped=True)
@@ -628,6 +643,9 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     rows = window.rows
     features = features_of(cfg, profile.columns)
     metric = primary_metric(cfg)
+    # Everything the check reads about the model's past, in one transaction.
+    snapshot = store.model_snapshot(cfg.name, cfg.team, now, metric=metric, history_limit=500)
+    estimation_error = None
 
     signals_extra: dict[str, Any] = {"n_rows": len(rows), "version": version.version}
     quality = check_quality(profile, rows[[c for c in features if c in rows.columns]])
@@ -670,7 +688,9 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
                 pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
             else:
                 pred, proba = score(model, rows, features)
-            perf = _performance(ctx, cfg, policy, version.version, window, baseline, pred, proba, metric, check_id)
+            perf, estimation_error = _performance(
+                ctx, cfg, policy, version.version, window, baseline, pred, proba, metric, snapshot
+            )
             if baseline.scores is not None and len(pred):
                 ref_pred = baseline.scores[["y_pred"]].rename(columns={"y_pred": "prediction"})
                 cur_pred = pd.DataFrame({"prediction": pred})
@@ -690,9 +710,8 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
         quality_failures=failures,
         n_rows=len(rows),
         **_reuse_candidate(ctx, cfg, version, window, features, metric, perf["source"]),
-        **forecast_fields(ctx, cfg, metric, perf, now),
+        **forecast_fields(ctx, cfg, metric, perf, now, snapshot.history),
     )
-    snapshot = store.model_snapshot(cfg.name, cfg.team, now)
     state, approval_id = model_state(ctx, cfg, model_tags, policy, now, snapshot)
     economics = economics_of(ctx, cfg, version.version, snapshot.retrains)
     decision = decide(signals, economics, state, policy, now)
@@ -732,7 +751,14 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     )
     outbox = _decision_outbox(cfg, version, decision, signals, check_id, now, extra_tags)
     decision_id, retrain_id = store.finish_check(
-        check_id, version.version, signal_record, decision, outbox, now, retrain=retrain
+        check_id,
+        version.version,
+        signal_record,
+        decision,
+        outbox,
+        now,
+        retrain=retrain,
+        estimation_error=estimation_error,
     )
     return CheckOutcome(
         cfg.name, check_id, decision_id, decision, retrain_id, version=version.version, signals=signal_record

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -221,6 +221,7 @@ class CheckPoint:
     source: str | None
     baseline: float | None
     change_at: str | None
+    metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,17 @@ class ModelSnapshot:
     retrain_in_flight: bool
     spent_this_month: float
     team_spent_this_month: float
+    history: list[CheckPoint] = field(default_factory=list)  # finished checks, newest first
+    estimation_errors: list[float] = field(default_factory=list)  # of ``metric``, newest first
+
+    def metric_series(self, metric: str, version: str | None = None, limit: int = 50) -> list[tuple[datetime, float]]:
+        """``Store.metric_series`` over the snapshot's history: ``(check time, value)``, oldest first."""
+        points = [
+            (c.started_at, float(c.metric_value))
+            for c in self.history
+            if c.metric == metric and c.metric_value is not None and (version is None or c.version == version)
+        ]
+        return list(reversed(points[:limit]))
 
 
 class Store:
@@ -248,6 +260,8 @@ class Store:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # The model rows this process wrote, so a check does not rewrite an unchanged one.
+        self._model_rows: dict[str, tuple[str, str | None, str | None, str | None]] = {}
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -268,35 +282,61 @@ class Store:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as s:
             yield s
+        self._model_rows.update(s.info.get("model_rows", {}))  # only once the transaction committed
 
     # models -------------------------------------------------------------------------------
     def upsert_model(
         self, name: str, registered_model: str, owner: str | None, team: str | None, business_purpose: str | None
     ) -> None:
         with self.session() as s:
-            row = s.get(ModelRow, name)
-            if row is None:
-                s.add(
-                    ModelRow(
-                        name=name,
-                        registered_model=registered_model,
-                        owner=owner,
-                        team=team,
-                        business_purpose=business_purpose,
-                    )
+            self._upsert_model(s, name, registered_model, owner, team, business_purpose)
+
+    def _upsert_model(
+        self,
+        s: Session,
+        name: str,
+        registered_model: str,
+        owner: str | None,
+        team: str | None,
+        business_purpose: str | None,
+    ) -> None:
+        fields = (registered_model, owner, team, business_purpose)
+        if self._model_rows.get(name) == fields:
+            return
+        s.info.setdefault("model_rows", {})[name] = fields
+        row = s.get(ModelRow, name)
+        if row is None:
+            s.add(
+                ModelRow(
+                    name=name,
+                    registered_model=registered_model,
+                    owner=owner,
+                    team=team,
+                    business_purpose=business_purpose,
                 )
-            else:
-                row.registered_model, row.owner, row.team = registered_model, owner, team
-                row.business_purpose = business_purpose
+            )
+        else:
+            row.registered_model, row.owner, row.team = registered_model, owner, team
+            row.business_purpose = business_purpose
 
     # checks and decisions -------------------------------------------------------------------
-    def start_check(self, model: str, now: datetime, request_key: str | None = None) -> tuple[int, bool]:
+    def start_check(
+        self,
+        model: str,
+        now: datetime,
+        request_key: str | None = None,
+        model_row: tuple[str, str | None, str | None, str | None] | None = None,
+    ) -> tuple[int, bool]:
         """Open a check; returns ``(check_id, already_done)``.
 
         With a ``request_key``, a check that already finished is not redone (a redelivered task),
         and one left ``running``/``abandoned``/``failed`` by an earlier attempt is reopened.
+        ``model_row`` (registered model, owner, team, business purpose) is upserted in the same
+        transaction.
         """
         with self.session() as s:
+            if model_row is not None:
+                self._upsert_model(s, model, *model_row)
             if request_key is not None:
                 row = s.scalar(sa.select(CheckRow).where(CheckRow.request_key == request_key))
                 if row is not None:
@@ -337,12 +377,14 @@ class Store:
         outbox: Sequence[tuple[str, str, dict[str, Any]]],
         now: datetime,
         retrain: dict[str, Any] | None = None,
+        estimation_error: tuple[str, float, float] | None = None,
     ) -> tuple[int, int | None]:
         """Store the check's result, its decision, its outbox items and its retrain in one transaction.
 
         ``outbox`` holds ``(kind, dedupe_key, payload)``; a duplicate key is skipped. ``retrain``
         (fields of a retrain run, with ``idempotency_key``) is created with the decision, so a
-        decision to retrain and the retrain itself cannot be separated by a crash. Returns
+        decision to retrain and the retrain itself cannot be separated by a crash.
+        ``estimation_error`` is ``(metric, estimated, realized)`` of this check's window. Returns
         ``(decision_id, retrain_id)``.
         """
         with self.session() as s:
@@ -375,24 +417,27 @@ class Store:
                 s.add(run)
                 s.flush()
                 retrain_id = run.id
+            keys = [key for _, key, _ in outbox]
+            known = set(s.scalars(sa.select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.in_(keys))))
             for kind, key, payload in outbox:
                 extra = {"decision_id": row.id, "retrain_id": retrain_id}
-                self._add_outbox(s, check.model, kind, key, {**payload, **extra}, now)
+                if key not in known:
+                    s.add(self._outbox_row(check.model, kind, key, {**payload, **extra}, now))
+            if estimation_error is not None:
+                metric, estimated, realized = estimation_error
+                s.add(self._estimation_error_row(check.model, metric, check_id, estimated, realized))
             return row.id, retrain_id
 
     def _add_outbox(self, s: Session, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
         exists = s.scalar(sa.select(OutboxRow.id).where(OutboxRow.dedupe_key == key))
         if exists is None:
-            s.add(
-                OutboxRow(
-                    kind=kind,
-                    model=model,
-                    dedupe_key=key,
-                    payload=to_jsonable(payload),
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
+            s.add(self._outbox_row(model, kind, key, payload, now))
+
+    @staticmethod
+    def _outbox_row(model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> OutboxRow:
+        return OutboxRow(
+            kind=kind, model=model, dedupe_key=key, payload=to_jsonable(payload), next_attempt_at=now, created_at=now
+        )
 
     def enqueue(self, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
         """Add one outbox item outside a decision (retrain progress, cost anomalies)."""
@@ -423,10 +468,19 @@ class Store:
     def _latest_decision_q(model: str) -> sa.Select[DecisionRow]:
         return sa.select(DecisionRow).where(DecisionRow.model == model).order_by(DecisionRow.id.desc()).limit(1)
 
-    def model_snapshot(self, model: str, team: str | None, now: datetime, retrain_limit: int = 50) -> ModelSnapshot:
+    def model_snapshot(
+        self,
+        model: str,
+        team: str | None,
+        now: datetime,
+        retrain_limit: int = 50,
+        metric: str | None = None,
+        history_limit: int = 0,
+    ) -> ModelSnapshot:
         """The model's recent retrains (newest first), latest decision, active overrides, whether a
         retrain is in flight, and this month's spend of the model and its team: one transaction
-        instead of one per read (a check reads them all)."""
+        instead of one per read (a check reads them all). With ``history_limit``, also its newest
+        finished checks (``check_history``) and, with ``metric``, the estimate's past errors."""
         month = month_of(now)
         scopes = [f"model:{model}"] + ([f"team:{team}"] if team else [])
         with self.session() as s:
@@ -455,6 +509,10 @@ class Store:
                 retrain_in_flight=bool(in_flight),
                 spent_this_month=float(spent.get(f"model:{model}") or 0.0),
                 team_spent_this_month=float(spent.get(f"team:{team}") or 0.0) if team else 0.0,
+                history=self._check_history(s, model, history_limit) if history_limit else [],
+                estimation_errors=[float(v) for v in s.scalars(self._estimation_errors_q(model, metric, 20))]
+                if metric
+                else [],
             )
 
     def checks(self, model: str, limit: int = 50) -> list[CheckRow]:
@@ -467,21 +525,26 @@ class Store:
         signals (a check's signals hold a drift report per column: reading 500 of them costs more
         than the rest of a check)."""
         with self.session() as s:
-            q = (
-                sa.select(
-                    CheckRow.started_at,
-                    CheckRow.version,
-                    CheckRow.metric_value,
-                    CheckRow.metric_source,
-                    CheckRow.signals["baseline"].as_float(),
-                    CheckRow.signals["change_at"].as_string(),
-                    CheckRow.status,
-                )
-                .where(CheckRow.model == model)
-                .order_by(CheckRow.id.desc())
-                .limit(limit)
+            return self._check_history(s, model, limit)
+
+    @staticmethod
+    def _check_history(s: Session, model: str, limit: int) -> list[CheckPoint]:
+        q = (
+            sa.select(
+                CheckRow.started_at,
+                CheckRow.version,
+                CheckRow.metric_value,
+                CheckRow.metric_source,
+                CheckRow.signals["baseline"].as_float(),
+                CheckRow.signals["change_at"].as_string(),
+                CheckRow.metric,
+                CheckRow.status,
             )
-            return [CheckPoint(*row[:6]) for row in s.execute(q) if row[6] == "done"]
+            .where(CheckRow.model == model)
+            .order_by(CheckRow.id.desc())
+            .limit(limit)
+        )
+        return [CheckPoint(*row[:7]) for row in s.execute(q) if row[7] == "done"]
 
     def last_check_times(self) -> dict[str, datetime]:
         """When each model's newest check started."""
@@ -751,26 +814,33 @@ class Store:
         self, model: str, metric: str, check_id: int | None, estimated: float, realized: float
     ) -> None:
         with self.session() as s:
-            s.add(
-                EstimationErrorRow(
-                    model=model,
-                    metric=metric,
-                    check_id=check_id,
-                    estimated=estimated,
-                    realized=realized,
-                    abs_error=abs(estimated - realized),
-                )
-            )
+            s.add(self._estimation_error_row(model, metric, check_id, estimated, realized))
+
+    @staticmethod
+    def _estimation_error_row(
+        model: str, metric: str, check_id: int | None, estimated: float, realized: float
+    ) -> EstimationErrorRow:
+        return EstimationErrorRow(
+            model=model,
+            metric=metric,
+            check_id=check_id,
+            estimated=estimated,
+            realized=realized,
+            abs_error=abs(estimated - realized),
+        )
 
     def estimation_errors(self, model: str, metric: str, limit: int = 20) -> list[float]:
         with self.session() as s:
-            q = (
-                sa.select(EstimationErrorRow.abs_error)
-                .where(EstimationErrorRow.model == model, EstimationErrorRow.metric == metric)
-                .order_by(EstimationErrorRow.id.desc())
-                .limit(limit)
-            )
-            return [float(v) for v in s.scalars(q)]
+            return [float(v) for v in s.scalars(self._estimation_errors_q(model, metric, limit))]
+
+    @staticmethod
+    def _estimation_errors_q(model: str, metric: str, limit: int) -> sa.Select[Any]:
+        return (
+            sa.select(EstimationErrorRow.abs_error)
+            .where(EstimationErrorRow.model == model, EstimationErrorRow.metric == metric)
+            .order_by(EstimationErrorRow.id.desc())
+            .limit(limit)
+        )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

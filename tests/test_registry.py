@@ -129,3 +129,33 @@ def test_reads_are_reused_within_cache_seconds_and_dropped_on_writes(mlflow_dir:
     assert reg.resolve(name, "champion").version == v2.version  # within cache_seconds
     reg.cache_seconds = 0
     assert reg.resolve(name, "champion").version == v1.version
+
+
+def test_bulk_listing_serves_many_models_in_one_call_and_sees_moves_after_it_expires(
+    mlflow_dir: Path, name: str
+) -> None:
+    reg = MlflowRegistry(
+        f"sqlite:///{mlflow_dir / 'mlflow.db'}", artifact_root=str(mlflow_dir / "artifacts"), bulk_seconds=3600
+    )
+    v1 = reg.log_version(name, _record(0))
+    v2 = reg.log_version(name, _record(1))
+    reg.set_alias(name, "champion", v1.version)
+    other = MlflowRegistry(reg.tracking_uri, artifact_root=str(mlflow_dir / "artifacts"), cache_seconds=0)
+    other.log_version(f"{name}-b", _record(2))
+    other.set_alias(f"{name}-b", "champion", "1")
+    other.set_model_tags(f"{name}-b", {"owner": "b@example.com"})
+    singles: list[str] = []
+    real = reg.client.get_registered_model
+    reg.client.get_registered_model = lambda n: singles.append(n) or real(n)  # type: ignore[method-assign,assignment,func-returns-value]
+    assert reg.resolve(name, "champion").version == v1.version
+    assert reg.resolve(f"{name}-b", "champion").version == "1"
+    assert reg.model_tags(f"{name}-b") == {"owner": "b@example.com"}
+    assert singles == []  # both models came from the one listing
+    other.set_alias(name, "champion", v2.version)  # moved by another process: not seen yet
+    assert reg.resolve(name, "champion").version == v1.version
+    reg.bulk_seconds = 1e-9  # the listing expires: read again
+    assert reg.resolve(name, "champion").version == v2.version
+    reg.bulk_seconds = 3600
+    reg.set_alias(name, "champion", v1.version)  # our own write: seen at once, read on its own
+    singles.clear()
+    assert reg.resolve(name, "champion").version == v1.version and singles == [name]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from controller.decision import Action, Decision, Numbers, Reason
-from controller.store import Store
+from controller.store import ModelRow, Store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -166,3 +166,40 @@ def test_snapshot_history_and_last_checks_match_the_single_reads(store: Store) -
     assert snap.veto is not None and snap.veto.id == veto and snap.approval is None
     assert (snap.spent_this_month, snap.team_spent_this_month) == (12.5, 12.5)
     assert snap.retrains == [] and not snap.retrain_in_flight
+
+
+def test_one_snapshot_holds_the_history_series_and_estimation_errors_a_check_reads(store: Store) -> None:
+    fields = ("reg-m", "o@example.com", "t", "purpose")
+    values = [(0.80, "1"), (0.70, "2"), (0.75, "1")]
+    for i, (value, version) in enumerate(values):
+        check_id, _ = store.start_check("m", NOW + timedelta(hours=i), model_row=fields)
+        signals = {"metric": "accuracy", "current": value, "source": "realized", "baseline": 0.9}
+        store.finish_check(
+            check_id, version, signals, _decision(), [], NOW, estimation_error=("accuracy", value + 0.01 * i, value)
+        )
+    other, _ = store.start_check("m", NOW + timedelta(hours=5))
+    store.finish_check(other, "1", {"metric": "mae", "current": 3.0, "source": "realized"}, _decision(), [], NOW)
+
+    snap = store.model_snapshot("m", "t", NOW, metric="accuracy", history_limit=500)
+    assert snap.history == store.check_history("m")
+    assert [c.metric for c in snap.history] == ["mae", "accuracy", "accuracy", "accuracy"]
+    assert snap.estimation_errors == pytest.approx(store.estimation_errors("m", "accuracy"))
+    assert snap.estimation_errors == pytest.approx([0.02, 0.01, 0.0])
+    for version in (None, "1", "2"):
+        assert snap.metric_series("accuracy", version=version) == store.metric_series("m", "accuracy", version=version)
+    assert store.model_snapshot("m", "t", NOW).history == []  # only read when asked for
+    with store.session() as s:
+        row = s.get_one(ModelRow, "m")
+        assert (row.registered_model, row.owner, row.team, row.business_purpose) == fields
+
+
+def test_a_model_row_is_rewritten_only_when_it_changed(store: Store) -> None:
+    store.start_check("m", NOW, model_row=("reg", "a@example.com", "t", None))
+    with store.session() as s:
+        s.get_one(ModelRow, "m").owner = "changed-elsewhere"
+    store.start_check("m", NOW, model_row=("reg", "a@example.com", "t", None))  # unchanged: not written
+    with store.session() as s:
+        assert s.get_one(ModelRow, "m").owner == "changed-elsewhere"
+    store.start_check("m", NOW, model_row=("reg", "b@example.com", "t", None))  # changed config: written
+    with store.session() as s:
+        assert s.get_one(ModelRow, "m").owner == "b@example.com"

@@ -42,20 +42,39 @@ def read_table(
     converted to pandas (pyarrow skips row groups outside the range and filters the rest); other
     files are read whole and cut by :func:`_in_range`.
     """
+    return _read_file(path, fmt, time_column, start, end)[0]
+
+
+def _read_file(
+    path: str | Path,
+    fmt: str = "auto",
+    time_column: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    columns: list[str] | None = None,
+) -> tuple[pd.DataFrame, bool]:
+    """:func:`read_table`, and whether the rows are already cut to ``[start, end)``."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: file not found")
     kind = fmt if fmt != "auto" else ("csv" if p.suffix.lower() in {".csv", ".txt"} else "parquet")
     try:
         if kind == "csv":
-            return pd.read_csv(p)
-        filters = _time_filters(p, time_column, start, end) if time_column else None
-        return pd.read_parquet(p, filters=filters) if filters is not None else pd.read_parquet(p)
+            return pd.read_csv(p, usecols=columns), False
+        parquet = pq.ParquetFile(p)
+        filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
+        if filters is None:
+            return parquet.read(columns=columns).to_pandas(), False
+        if parquet.metadata.num_row_groups == 1:
+            # one row group: nothing to skip; filtering the decoded table costs less than a dataset scan
+            table = parquet.read(columns=columns)
+            return table.filter(filters).to_pandas(), True
+        return pd.read_parquet(p, filters=filters, columns=columns), True
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
-def _time_filters(path: Path, column: str, start: datetime | None, end: datetime | None) -> Any:
+def _time_filters(schema: pa.Schema, column: str, start: datetime | None, end: datetime | None) -> Any:
     """A pyarrow filter for ``start <= column < end``, or None when the column is not a timestamp.
 
     A naive timestamp column holds UTC (as ``pd.to_datetime(..., utc=True)`` reads it); pyarrow
@@ -63,7 +82,6 @@ def _time_filters(path: Path, column: str, start: datetime | None, end: datetime
     """
     if start is None and end is None:
         return None
-    schema = pq.read_schema(path)
     field = schema.field(column) if column in schema.names else None
     if (
         field is None
@@ -145,11 +163,18 @@ class FileDataSource:
         return found
 
     def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-        parts = [
-            _in_range(read_table(f, self.fmt, self.time_column, start, end), self.time_column, start, end, str(f))
-            for f in self.files()
-        ]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        parts = []
+        for f in self.files():
+            df, cut = _read_file(f, self.fmt, self.time_column, start, end)
+            parts.append(df if cut else _in_range(df, self.time_column, start, end, str(f)))
+        if (
+            len(parts) == 1
+            and isinstance(parts[0].index, pd.RangeIndex)
+            and parts[0].index.start == 0
+            and parts[0].index.step == 1
+        ):
+            return parts[0]  # already what concat would make of it
+        return pd.concat(parts, ignore_index=True)
 
 
 @dataclass
@@ -213,7 +238,9 @@ def load_window(model: ModelConfig, end: datetime, hours: float | None = None) -
     """The model's current window ending at ``end``, with arrived labels joined by id."""
     data: DataConfig = model.data
     start = end - timedelta(hours=hours or data.window_hours)
-    rows = make_source(data.source, data.time_column, model.source_file).read(start, end).reset_index(drop=True)
+    rows = make_source(data.source, data.time_column, model.source_file).read(start, end)
+    if not (isinstance(rows.index, pd.RangeIndex) and rows.index.start == 0 and rows.index.step == 1):
+        rows = rows.reset_index(drop=True)
     label = data.label_column
     if data.labels is not None:
         labels = make_source(data.labels, data.time_column, model.source_file).read()

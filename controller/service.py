@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.pipeline import Pipeline
 
 from controller.config import (
     ModelConfig,
@@ -39,6 +38,7 @@ from controller.economics import decay_rate, recovery_probability, regime_days, 
 from controller.errors import DataError, GiveUp, UserError
 from controller.policy import PolicyConfig
 from controller.registry import Baseline, MlflowRegistry, Registry, VersionInfo
+from controller.scoring import Scorer, sklearn_scores
 from controller.store import CheckPoint, ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
@@ -70,6 +70,7 @@ class Context:
     registry: Registry
     clock: Callable[[], datetime] = utcnow
     _model_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _scorers: dict[tuple[str, str], Scorer] = field(default_factory=dict)
     _hours_cache: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     _estimators: dict[tuple[str, str, str], tuple[Any, float]] = field(default_factory=dict)
     _point_estimators: dict[tuple[str, str, str], CBPE] = field(default_factory=dict)
@@ -118,6 +119,13 @@ class Context:
             self._model_cache[key] = self.registry.load_model(name, version)
         return self._model_cache[key]
 
+    def scorer(self, name: str, version: str) -> Scorer:
+        """Scores a window with the version's model (numpy for a plain linear pipeline)."""
+        key = (name, version)
+        if key not in self._scorers:
+            self._scorers[key] = Scorer(self.load_model(name, version))
+        return self._scorers[key]
+
     def profile(self, baseline: Baseline) -> ReferenceProfile:
         """The baseline's reference profile, decoded once per process (keyed by the bytes' hash)."""
         assert baseline.profile is not None
@@ -164,17 +172,7 @@ def primary_metric(cfg: ModelConfig) -> str:
     return "accuracy" if cfg.task == "classification" else "mae"
 
 
-def score(model: Any, df: pd.DataFrame, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Predictions and (for classifiers) class probabilities of ``model`` on ``df``."""
-    if df.empty:
-        return np.array([]), None
-    X = df[list(features)]
-    if isinstance(model, Pipeline) and len(model.steps) > 1:
-        # What Pipeline.predict and predict_proba each do, with the inputs transformed once.
-        model, X = model.steps[-1][1], model[:-1].transform(X)
-    pred = np.asarray(model.predict(X))
-    proba = np.asarray(model.predict_proba(X)) if hasattr(model, "predict_proba") else None
-    return pred, proba
+score = sklearn_scores
 
 
 def scores_frame(y_true: Any, pred: np.ndarray, proba: np.ndarray | None, classes: Sequence[Any]) -> pd.DataFrame:
@@ -680,14 +678,14 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
             }
             dataset_drift = dataset_drift or md.drifted
         if not failures:
-            model = ctx.load_model(cfg.registered_model, version.version)
             if cfg.prediction_column in rows.columns and not cfg.proba_columns:
                 pred, proba = rows[cfg.prediction_column].to_numpy(), None
             elif cfg.proba_columns and all(c in rows.columns for c in cfg.proba_columns):
                 proba = rows[cfg.proba_columns].to_numpy()
-                pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
+                classes = ctx.load_model(cfg.registered_model, version.version).classes_
+                pred = np.asarray(classes)[proba.argmax(axis=1)]
             else:
-                pred, proba = score(model, rows, features)
+                pred, proba = ctx.scorer(cfg.registered_model, version.version)(rows, features)
             perf, estimation_error = _performance(
                 ctx, cfg, policy, version.version, window, baseline, pred, proba, metric, snapshot
             )

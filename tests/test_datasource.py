@@ -79,15 +79,19 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
         SqlDataSource(f"sqlite:///{tmp_path / 'empty.db'}", "timestamp", table="predictions").read()
 
 
+@pytest.mark.parametrize("row_group_size", [None, 64])
 @pytest.mark.parametrize("tz", [None, "UTC", "Europe/Berlin"])
-def test_parquet_window_filter_matches_parsing_every_timestamp(tmp_path: Path, tz: str | None) -> None:
+def test_parquet_window_filter_matches_parsing_every_timestamp(
+    tmp_path: Path, tz: str | None, row_group_size: int | None
+) -> None:
     """The pyarrow filter on a timestamp column keeps exactly what ``pd.to_datetime(utc=True)`` keeps
-    (a naive column holds UTC), with bounds in any time zone."""
+    (a naive column holds UTC), with bounds in any time zone; in a file of one row group (filtered
+    after decoding) and of several (row groups skipped by their statistics)."""
     rows = make_rows(300, T0, seed=3)
     times = pd.to_datetime(rows["timestamp"], utc=True)
     rows["timestamp"] = times.dt.tz_localize(None) if tz is None else times.dt.tz_convert(tz)
     rows.loc[5, "timestamp"] = pd.NaT
-    rows.to_parquet(tmp_path / "rows.parquet")
+    rows.to_parquet(tmp_path / "rows.parquet", row_group_size=row_group_size)
     start = (T0 + timedelta(hours=20)).astimezone(timezone(timedelta(hours=-5)))
     end = T0 + timedelta(days=3)
     got = FileDataSource(str(tmp_path / "rows.parquet"), "timestamp").read(start, end)

@@ -198,6 +198,11 @@ class ServiceConfig(_Strict):
         description="Registered models (aliases, owner tags) are listed from MLflow at most this often per "
         "process; an alias moved outside this process is seen within it. 0: read each model at every check.",
     )
+    cache_dir: str | None = Field(
+        ".retrain/cache",
+        description="Where a worker machine keeps the models and baselines it fetched from MLflow, so its "
+        "other processes load them from disk (versions never change); null: fetch in every process.",
+    )
     source_file: str | None = Field(None, exclude=True)
 
 

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -194,6 +195,7 @@ class MlflowRegistry:
         experiment: str = "retrain-controller",
         cache_seconds: float = 2.0,
         bulk_seconds: float = 0.0,
+        cache_dir: str | Path | None = None,
     ) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
@@ -217,6 +219,9 @@ class MlflowRegistry:
         self._listing: tuple[float, dict[str, Any]] | None = None
         # A version's number and run never change: read once per process.
         self._versions: dict[tuple[str, str], Any] = {}
+        # A version's model and baseline never change either: with ``cache_dir``, the first
+        # process of a machine to fetch them from MLflow leaves a copy that the others load.
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
     def _cached(self, key: tuple[str, ...], fetch: Callable[[], T]) -> T:
         hit = self._recent.get(key)
@@ -307,9 +312,43 @@ class MlflowRegistry:
         cached = self._baselines.get((name, version))
         if cached is not None:
             return cached
-        mv = self._cached((name, version), lambda: self.client.get_model_version(name, version))
+        mv = self._version(name, version)
         # A baseline attached after registration lives in a run of its own, named by a version tag.
         run_id = mv.tags.get(BASELINE_RUN_TAG) or mv.run_id
+        try:
+            baseline = self._local_copy(
+                "baseline", name, version, run_id, lambda: self._fetch_baseline(name, version, run_id)
+            )
+        except GiveUp:
+            self._versions.pop((name, version), None)  # a baseline attached later is then seen
+            raise
+        self._baselines[(name, version)] = baseline
+        return baseline
+
+    def _local_copy(self, what: str, name: str, version: str, run_id: str | None, fetch: Callable[[], T]) -> T:
+        """``fetch()``, through the machine's cache folder when there is one (keyed by the run too:
+        a registered model deleted and created again numbers its versions from 1 again)."""
+        if self.cache_dir is None or not run_id:
+            return fetch()
+        key = hashlib.sha256(f"{self.registry_uri}\n{name}\n{version}\n{run_id}".encode()).hexdigest()
+        path = self.cache_dir / f"{key[:32]}.{what}.pkl"
+        try:
+            with path.open("rb") as f:
+                return cast(T, pickle.load(f))
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            pass  # not there yet, or unreadable: fetch it again
+        value = fetch()
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as f:
+                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)  # whole or not at all, for the other processes
+        except OSError:
+            pass  # a read-only or full disk only costs the next process a fetch
+        return value
+
+    def _fetch_baseline(self, name: str, version: str, run_id: str | None) -> Baseline:
         if not run_id:
             raise GiveUp(f"{name} version {version} has no run, so no baseline")
         with tempfile.TemporaryDirectory() as tmp:
@@ -334,9 +373,7 @@ class MlflowRegistry:
         for key, value in self._run(run_id).data.metrics.items():
             if key.startswith("holdout_"):
                 metrics.setdefault(key.removeprefix("holdout_"), float(value))
-        baseline = Baseline(profile, sha, metrics, scores)
-        self._baselines[(name, version)] = baseline
-        return baseline
+        return Baseline(profile, sha, metrics, scores)
 
     def _download_baseline(self, run_id: str, dst: str) -> Path:
         """The run's baseline folder, fetched straight from the run's artifact location.
@@ -354,8 +391,11 @@ class MlflowRegistry:
     def load_model(self, name: str, version: str) -> Any:
         import mlflow.sklearn
 
-        with self._tracking():
-            return self._call(lambda: mlflow.sklearn.load_model(f"models:/{name}/{version}"))
+        def fetch() -> Any:
+            with self._tracking():
+                return self._call(lambda: mlflow.sklearn.load_model(f"models:/{name}/{version}"))
+
+        return self._local_copy("model", name, version, self._version(name, version).run_id, fetch)
 
     def training_hours(self, name: str, limit: int = 20) -> list[float]:
         """Durations of the training runs behind the model's newest versions, in hours."""

@@ -75,6 +75,7 @@ class Context:
     _estimators: dict[tuple[str, str, str], tuple[Any, float]] = field(default_factory=dict)
     _point_estimators: dict[tuple[str, str, str], CBPE] = field(default_factory=dict)
     _profiles: dict[str, ReferenceProfile] = field(default_factory=dict)
+    _prediction_profiles: dict[tuple[str, str], ReferenceProfile] = field(default_factory=dict)
     _baseline_noise: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     @classmethod
@@ -98,6 +99,7 @@ class Context:
                 service.mlflow_registry_uri,
                 service.mlflow_artifact_root,
                 bulk_seconds=service.registry_refresh_seconds,
+                cache_dir=service.cache_dir,
             )
         return cls(service, models, store, registry, clock)
 
@@ -133,6 +135,17 @@ class Context:
         if key not in self._profiles:
             self._profiles[key] = ReferenceProfile.from_bytes(baseline.profile)
         return self._profiles[key]
+
+    def prediction_profile(
+        self, name: str, version: str, baseline: Baseline, options: DriftOptions
+    ) -> ReferenceProfile:
+        """The profile of the version's own predictions on its holdout, built once per process."""
+        key = (name, version)
+        if key not in self._prediction_profiles:
+            assert baseline.scores is not None
+            ref = baseline.scores[["y_pred"]].rename(columns={"y_pred": "prediction"})
+            self._prediction_profiles[key] = build_profile(ref, categorical=options.categorical, sample_rows=0)
+        return self._prediction_profiles[key]
 
     def training_hours(self, name: str, version: str) -> list[float]:
         key = (name, version)
@@ -690,11 +703,9 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
                 ctx, cfg, policy, version.version, window, baseline, pred, proba, metric, snapshot
             )
             if baseline.scores is not None and len(pred):
-                ref_pred = baseline.scores[["y_pred"]].rename(columns={"y_pred": "prediction"})
-                cur_pred = pd.DataFrame({"prediction": pred})
-                pdrift = detect_drift(
-                    ref_pred, cur_pred, DriftOptions(categorical=["prediction"] if cfg.task == "classification" else [])
-                )
+                options = DriftOptions(categorical=["prediction"] if cfg.task == "classification" else [])
+                ref_pred = ctx.prediction_profile(cfg.registered_model, version.version, baseline, options)
+                pdrift = detect_drift(ref_pred, pd.DataFrame({"prediction": pred}), options)
                 signals_extra["prediction_drift"] = pdrift.to_dict()["columns"][0]
     signals = Signals(
         metric=metric,

@@ -159,3 +159,34 @@ def test_bulk_listing_serves_many_models_in_one_call_and_sees_moves_after_it_exp
     reg.set_alias(name, "champion", v1.version)  # our own write: seen at once, read on its own
     singles.clear()
     assert reg.resolve(name, "champion").version == v1.version and singles == [name]
+
+
+def test_a_machine_cache_serves_models_and_baselines_to_other_processes(
+    mlflow_dir: Path, name: str, tmp_path: Path
+) -> None:
+    uri, artifacts, cache = f"sqlite:///{mlflow_dir / 'mlflow.db'}", str(mlflow_dir / "artifacts"), tmp_path / "cache"
+    first = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    v = first.log_version(name, _record(3))
+    base, model = first.load_baseline(name, v.version), first.load_model(name, v.version)
+    assert len(list(cache.glob("*.pkl"))) == 2
+
+    second = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+
+    def no_fetch(*_: Any) -> Any:
+        raise AssertionError("fetched from MLflow although the machine has a copy")
+
+    second._fetch_baseline = no_fetch  # type: ignore[method-assign]
+    got = second.load_baseline(name, v.version)
+    assert (got.profile, got.profile_sha256, got.metrics) == (base.profile, base.profile_sha256, base.metrics)
+    pd.testing.assert_frame_equal(got.scores, base.scores)
+    X = np.random.default_rng(9).normal(size=(50, 2))
+    np.testing.assert_array_equal(second.load_model(name, v.version).predict_proba(X), model.predict_proba(X))
+
+    for f in cache.glob("*.baseline.pkl"):
+        f.write_bytes(b"not a pickle")  # a damaged copy is fetched again and replaced
+    third = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    assert third.load_baseline(name, v.version).profile == base.profile
+    assert (
+        MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache).load_baseline(name, v.version).metrics
+        == base.metrics
+    )

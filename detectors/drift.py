@@ -27,14 +27,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from detectors.profile import (
     ColumnProfile,
+    CurrentColumn,
+    CurrentWindow,
     ReferenceProfile,
+    as_window,
     bin_values,
     build_profile,
     dtype_family,
     infer_kind,
 )
 from detectors.stattests import STATTESTS, Kind, Sample, StatTest, TestNotApplicable, get_stattest
-from detectors.stattests.base import aligned_counts
+from detectors.stattests.base import aligned_counts, is_integer_column
 from detectors.stattests.registry import auto_stattest_name
 from detectors.stattests.wasserstein import Wasserstein
 
@@ -201,9 +204,14 @@ def _json_float(value: float | None) -> float | None:
 
 
 def detect_drift(
-    reference: pd.DataFrame | ReferenceProfile, current: pd.DataFrame, options: DriftOptions | None = None
+    reference: pd.DataFrame | ReferenceProfile,
+    current: pd.DataFrame | CurrentWindow,
+    options: DriftOptions | None = None,
 ) -> DriftReport:
     """Compare ``current`` with the reference (raw, or a profile built once).
+
+    ``current`` may be a :class:`~detectors.profile.CurrentWindow` shared with
+    :func:`~detectors.quality.check_quality`, which then reads each column once.
 
     >>> rng = np.random.default_rng(0)
     >>> ref = pd.DataFrame({"x": rng.normal(0, 1, 2000), "c": rng.choice(["a", "b"], 2000)})
@@ -216,11 +224,13 @@ def detect_drift(
     if options.engine == "evidently":
         from detectors.evidently_engine import run_evidently
 
-        return run_evidently(reference, current, options).report
+        frame = current.frame if isinstance(current, CurrentWindow) else current
+        return run_evidently(reference, frame, options).report
     profile = _as_profile(reference, options)
     _check_overrides(profile, options)
-    results = [_safe_column(name, profile, current, options) for name in _columns_to_check(profile, current, options)]
-    return finalize(results, options, engine="native")
+    window = as_window(current)
+    names = _columns_to_check(profile, window.frame, options)
+    return finalize([_safe_column(name, profile, window, options) for name in names], options, engine="native")
 
 
 def _as_profile(reference: pd.DataFrame | ReferenceProfile, options: DriftOptions) -> ReferenceProfile:
@@ -230,7 +240,8 @@ def _as_profile(reference: pd.DataFrame | ReferenceProfile, options: DriftOption
     if options.columns is not None:
         columns = [c for c in options.columns if c in reference.columns]
     categorical = [c for c in options.categorical if c in reference.columns]
-    return build_profile(reference, categorical=categorical, columns=columns)
+    # no row sample: it serves the multivariate check, never a column's test
+    return build_profile(reference, categorical=categorical, columns=columns, sample_rows=0)
 
 
 def _check_overrides(profile: ReferenceProfile, options: DriftOptions) -> None:
@@ -286,26 +297,27 @@ def _columns_to_check(profile: ReferenceProfile, current: pd.DataFrame, options:
     return ref_cols + new_cols
 
 
-def _safe_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, options: DriftOptions) -> ColumnDrift:
+def _safe_column(name: str, profile: ReferenceProfile, window: CurrentWindow, options: DriftOptions) -> ColumnDrift:
     try:
-        return _check_column(name, profile, current, options)
+        return _check_column(name, profile, window, options)
     except Exception as exc:  # one bad column must never stop the others
         kind: Kind = profile.column(name).kind if name in profile else "numerical"
         return ColumnDrift(name, kind, "", None, 0.0, None, "error", message=f"{type(exc).__name__}: {exc}")
 
 
-def current_sample(ref: ColumnProfile, series: pd.Series) -> Sample:
+def current_sample(ref: ColumnProfile, series: pd.Series | CurrentColumn) -> Sample:
     """The current column reduced like the reference: binned on the reference's bins when the
     reference is a sketch, so that identical windows give identical samples."""
-    if ref.kind == "numerical" and ref.sketch:
-        arr = series.to_numpy(dtype="float64", na_value=np.nan)
-        arr = arr[np.isfinite(arr)]
-        integer = pd.api.types.is_integer_dtype(series.dtype)
-        binned = bin_values(arr, None, ref.sketch_lo, ref.sketch_hi, ref.sketch_bins, integer)
-        # distinct values are not counted (that needs a sort): assume the reference's share of them
-        share = ref.sample.n_distinct / ref.sample.n if ref.sample.n else 1.0
-        return replace(binned, distinct=max(binned.n_unique, min(binned.n, round(binned.n * share))))
-    return Sample.from_values(series, ref.kind)
+    col = series if isinstance(series, CurrentColumn) else CurrentColumn(series)
+    if ref.kind == "categorical":
+        return col.labels
+    if not ref.sketch:
+        return col.numbers
+    arr = col.finite
+    binned = bin_values(arr, None, ref.sketch_lo, ref.sketch_hi, ref.sketch_bins, is_integer_column(col.series))
+    # distinct values are not counted (that needs a sort): assume the reference's share of them
+    share = ref.sample.n_distinct / ref.sample.n if ref.sample.n else 1.0
+    return replace(binned, distinct=max(binned.n_unique, min(binned.n, round(binned.n * share))))
 
 
 def choose_test(name: str, kind: Kind, ref: Sample, cur: Sample, options: DriftOptions) -> StatTest:
@@ -323,7 +335,8 @@ def _empty_sample(kind: Kind) -> Sample:
     return Sample(np.array([], dtype=np.float64 if kind == "numerical" else object), np.array([], np.int64), kind)
 
 
-def _check_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, options: DriftOptions) -> ColumnDrift:
+def _check_column(name: str, profile: ReferenceProfile, window: CurrentWindow, options: DriftOptions) -> ColumnDrift:
+    current = window.frame
     if name not in profile:
         series = current[name]
         kind = infer_kind(series, name in options.categorical)
@@ -338,18 +351,19 @@ def _check_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, o
     if name not in current.columns:
         test = choose_test(name, kind, ref, _empty_sample(kind), options)
         return ColumnDrift(name, kind, test.name, None, test.threshold, None, "missing_in_current", **base)
-    series = _numbers_from_objects(current[name]) if kind == "numerical" else current[name]
-    cur_family = dtype_family(series)
-    if len(series) == 0 or ref_col.n_rows == 0:
+    col = _numbers_from_objects(window.column(name)) if kind == "numerical" else window.column(name)
+    n_rows = col.n_rows
+    if n_rows == 0 or ref_col.n_rows == 0:
         test = choose_test(name, kind, ref, _empty_sample(kind), options)
         return ColumnDrift(name, kind, test.name, None, test.threshold, None, "empty", **base)
-    if cur_family != "other" and _type_changed(ref_col, series, cur_family):
-        base["null_share_cur"] = float(series.isna().mean())
+    cur_family = col.family
+    if cur_family != "other" and _type_changed(ref_col, col.series, cur_family):
+        base["null_share_cur"] = col.n_null / n_rows
         test = choose_test(name, kind, ref, _empty_sample(kind), options)
         return ColumnDrift(name, kind, test.name, None, test.threshold, None, "type_changed",
                            message=f"{ref_col.family} -> {cur_family}", **base)  # fmt: skip
-    cur = current_sample(ref_col, series)
-    base["null_share_cur"] = (len(series) - cur.n) / len(series)  # infinities count as nulls, as evidently drops them
+    cur = current_sample(ref_col, col)
+    base["null_share_cur"] = (n_rows - cur.n) / n_rows  # infinities count as nulls, as evidently drops them
     unseen, vanished = _category_changes(ref, cur) if kind == "categorical" else (0, 0)
     base.update(unseen_categories=unseen, vanished_categories=vanished)
     test = choose_test(name, kind, ref, cur, options)
@@ -365,13 +379,13 @@ def _check_column(name: str, profile: ReferenceProfile, current: pd.DataFrame, o
                        effect=effect, is_pvalue=test.is_pvalue, **base)  # fmt: skip
 
 
-def _numbers_from_objects(series: pd.Series) -> pd.Series:
+def _numbers_from_objects(col: CurrentColumn) -> CurrentColumn:
     """An object column holding only numbers and nulls (JSON sources do this) is numeric data in
     disguise, not a changed type: convert it when that loses no value."""
-    if not pd.api.types.is_object_dtype(series.dtype) or dtype_family(series) != "numeric":
-        return series
-    converted = pd.to_numeric(series, errors="coerce")
-    return converted if converted.notna().sum() == series.notna().sum() else series
+    if not pd.api.types.is_object_dtype(col.series.dtype) or col.family != "numeric":
+        return col
+    converted = pd.to_numeric(col.series, errors="coerce")
+    return CurrentColumn(converted) if converted.notna().sum() == col.series.notna().sum() else col
 
 
 def _share(part: int, whole: int) -> float | None:

@@ -25,13 +25,23 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from detectors.stattests.base import Kind, Sample, plain_label
+from detectors.stattests.base import (
+    Kind,
+    Sample,
+    counts_of,
+    factorize_labels,
+    finite_floats,
+    is_integer_column,
+    label_counts,
+    plain_label,
+)
 
 FORMAT_VERSION = 1
 _MAGIC = b"RCPROFILE\x00"
@@ -56,6 +66,8 @@ def dtype_family(series: pd.Series) -> Family:
     ('numeric', 'numeric', 'string')
     """
     dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in _NUMPY_FAMILIES:
+        return _NUMPY_FAMILIES[dtype.kind]
     if pd.api.types.is_bool_dtype(dtype):
         return "bool"
     if pd.api.types.is_numeric_dtype(dtype):
@@ -66,14 +78,21 @@ def dtype_family(series: pd.Series) -> Family:
         return dtype_family(pd.Series(dtype.categories))
     if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         found, first = _first_non_null(series)
-        if not found:
-            return "other"
-        if isinstance(first, bool | np.bool_):
-            return "bool"
-        if isinstance(first, int | float | np.number):
-            return "numeric"
-        return "string"
+        return value_family(first) if found else "other"
     return "other"
+
+
+# numpy dtype kinds whose family the dtype alone decides (what the pandas checks below conclude)
+_NUMPY_FAMILIES: dict[str, Family] = {"b": "bool", "i": "numeric", "u": "numeric", "f": "numeric", "c": "numeric"}
+
+
+def value_family(value: Any) -> Family:
+    """The family of an object column, from its first non-null value."""
+    if isinstance(value, bool | np.bool_):
+        return "bool"
+    if isinstance(value, int | float | np.number):
+        return "numeric"
+    return "string"
 
 
 def _first_non_null(series: pd.Series) -> tuple[bool, Any]:
@@ -87,10 +106,99 @@ def _first_non_null(series: pd.Series) -> tuple[bool, Any]:
 
 def infer_kind(series: pd.Series, categorical: bool) -> Kind:
     """Numerical for numeric dtypes (booleans excluded), categorical otherwise or when asked."""
-    if categorical:
-        return "categorical"
-    numeric = dtype_family(series) == "numeric" and not pd.api.types.is_object_dtype(series.dtype)
-    return "numerical" if numeric else "categorical"
+    return "categorical" if categorical else CurrentColumn(series).inferred_kind
+
+
+class CurrentColumn:
+    """One column of a current window, read the way the reference was: each figure is computed
+    when first asked for and then kept, so every check of the window shares one reading.
+
+    A column of labels is hashed once (``pd.factorize``), which gives its nulls, its first
+    value (hence its family) and its category counts together.
+
+    >>> col = CurrentColumn(pd.Series(["b", None, "a", "b"]))
+    >>> col.n_null, col.family, col.labels.values.tolist(), col.labels.counts.tolist()
+    (1, 'string', ['b', 'a'], [2, 1])
+    """
+
+    def __init__(self, series: pd.Series) -> None:
+        self.series = series
+        self.n_rows = len(series)
+
+    @cached_property
+    def _factorized(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return factorize_labels(self.series)
+
+    @cached_property
+    def n_null(self) -> int:
+        """Nulls as pandas counts them (infinities are values here)."""
+        kind = self._numpy_kind
+        if kind in ("b", "i", "u"):
+            return 0
+        if kind == "f":
+            return int(np.isnan(self.series.to_numpy()).sum())
+        if kind == "O" and self._factorized is not None:
+            return self.n_rows - self.labels.n
+        return int(self.series.isna().sum())
+
+    @cached_property
+    def family(self) -> Family:
+        if self._numpy_kind == "O" and self._factorized is not None:
+            uniques = self._factorized[1]
+            return value_family(uniques[0]) if len(uniques) else "other"
+        return dtype_family(self.series)
+
+    @cached_property
+    def inferred_kind(self) -> Kind:
+        """Numerical for numeric dtypes (booleans and numbers held as objects excluded)."""
+        numeric = self.family == "numeric" and not pd.api.types.is_object_dtype(self.series.dtype)
+        return "numerical" if numeric else "categorical"
+
+    @cached_property
+    def labels(self) -> Sample:
+        """The non-null values as categories (``Sample.from_values(series, "categorical")``)."""
+        if self._factorized is None:
+            return Sample.from_labels(*label_counts(self.series))
+        return Sample.from_labels(*counts_of(*self._factorized))
+
+    @property
+    def _numpy_kind(self) -> str:
+        dtype = self.series.dtype
+        return dtype.kind if isinstance(dtype, np.dtype) else ""
+
+    @cached_property
+    def finite(self) -> np.ndarray:
+        """The finite values as float64, in row order."""
+        return finite_floats(self.series)
+
+    @cached_property
+    def numbers(self) -> Sample:
+        """The finite values as numbers (``Sample.from_values(series, "numerical")``)."""
+        return Sample.from_numbers(self.finite, is_integer_column(self.series))
+
+
+class CurrentWindow:
+    """A current window and the readings of its columns, to pass to several checks.
+
+    ``check_quality`` and ``detect_drift`` accept one in place of the DataFrame; handing both
+    the same window reads each column once instead of twice.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._columns: dict[str, CurrentColumn] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def column(self, name: str) -> CurrentColumn:
+        if name not in self._columns:
+            self._columns[name] = CurrentColumn(self.frame[name])
+        return self._columns[name]
+
+
+def as_window(current: pd.DataFrame | CurrentWindow) -> CurrentWindow:
+    return current if isinstance(current, CurrentWindow) else CurrentWindow(current)
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,14 +250,21 @@ class ReferenceProfile:
     def kinds(self) -> dict[str, Kind]:
         return {c.name: c.kind for c in self.column_profiles}
 
-    def column(self, name: str) -> ColumnProfile:
+    @cached_property
+    def _by_name(self) -> dict[str, ColumnProfile]:
+        by_name: dict[str, ColumnProfile] = {}
         for c in self.column_profiles:
-            if c.name == name:
-                return c
-        raise KeyError(name)
+            by_name.setdefault(c.name, c)  # the first of a repeated name, as a scan would find
+        return by_name
+
+    def column(self, name: str) -> ColumnProfile:
+        return self._by_name[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self.columns
+        try:
+            return name in self._by_name
+        except TypeError:  # an unhashable name is no column's
+            return False
 
     @property
     def content_hash(self) -> str:

@@ -26,6 +26,10 @@ import pandas as pd
 
 Kind = Literal["numerical", "categorical"]
 KINDS: tuple[Kind, ...] = ("numerical", "categorical")
+# a numerical sample with at most this many observations per distinct value is "mostly distinct":
+# its sorted raw values are kept (they cost at most this times its distinct values) and
+# the Wasserstein distance walks them instead of merging CDFs
+MOSTLY_DISTINCT = 2
 
 
 class TestNotApplicable(ValueError):
@@ -51,6 +55,8 @@ class Sample:
     distinct: int | None = None
     n: int = field(init=False)
     _moments: list[tuple[float, float]] = field(init=False, default_factory=list, repr=False)
+    _expanded: list[np.ndarray] = field(init=False, default_factory=list, repr=False)
+    _cumulative: list[np.ndarray] = field(init=False, default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.values) != len(self.counts):
@@ -66,35 +72,55 @@ class Sample:
         """
         series = data if isinstance(data, pd.Series) else pd.Series(data)
         if kind == "numerical":
-            integer = pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
-            arr = series.to_numpy(dtype="float64", na_value=np.nan)
-            arr = arr[np.isfinite(arr)]
-            if integer and len(arr) > 50_000:
-                lo, hi = int(arr.min()), int(arr.max())
-                if hi - lo <= 4 * len(arr):
-                    # integers in a modest range: counting beats sorting by an order of magnitude
-                    counts = np.bincount((arr - lo).astype(np.int64), minlength=hi - lo + 1)
-                    present = np.flatnonzero(counts)
-                    return cls((present + lo).astype(np.float64), counts[present], "numerical", integer)
-            if len(arr) > 50_000 and len(np.unique(arr[:5_000])) < 1_000:
-                # few distinct values in a long column: hashing beats sorting several times over
-                vc = pd.Series(arr, copy=False).value_counts(sort=False)
-                keys = vc.index.to_numpy(dtype=np.float64)
-                order = np.argsort(keys)
-                return cls(keys[order], vc.to_numpy(dtype=np.int64)[order], "numerical", integer)
-            values, counts = np.unique(arr, return_counts=True)
-            return cls(values, counts.astype(np.int64), "numerical", integer)
-        try:
-            counts_s = series.value_counts(dropna=True, sort=False)
-        except TypeError:  # unhashable values (lists, dicts): compare them by their text
-            counts_s = series.map(lambda v: v if v is None else str(v)).value_counts(dropna=True, sort=False)
-        labels = np.empty(len(counts_s), dtype=object)
-        labels[:] = [plain_label(v) for v in counts_s.index]
-        return cls(labels, counts_s.to_numpy(dtype=np.int64), "categorical")
+            return cls.from_numbers(finite_floats(series), is_integer_column(series))
+        return cls.from_labels(*label_counts(series))
+
+    @classmethod
+    def from_numbers(cls, arr: np.ndarray, integer: bool) -> Sample:
+        """Reduce finite float64 values (``integer``: they came from an integer column)."""
+        if integer and len(arr) > 50_000:
+            lo, hi = int(arr.min()), int(arr.max())
+            if hi - lo <= 4 * len(arr):
+                # integers in a modest range: counting beats sorting by an order of magnitude
+                counts = np.bincount((arr - lo).astype(np.int64), minlength=hi - lo + 1)
+                present = np.flatnonzero(counts)
+                return cls((present + lo).astype(np.float64), counts[present], "numerical", integer)
+        if len(arr) > 50_000 and len(np.unique(arr[:5_000])) < 1_000:
+            # few distinct values in a long column: hashing beats sorting several times over
+            vc = pd.Series(arr, copy=False).value_counts(sort=False)
+            keys = vc.index.to_numpy(dtype=np.float64)
+            order = np.argsort(keys)
+            return cls(keys[order], vc.to_numpy(dtype=np.int64)[order], "numerical", integer)
+        ordered = np.sort(arr)
+        sample = cls(*runs(ordered), "numerical", integer)
+        if sample.n <= MOSTLY_DISTINCT * sample.n_unique:
+            # cheap to keep, and what expand() would rebuild (tests on every observation want it)
+            ordered.flags.writeable = False
+            sample._expanded.append(ordered)
+        return sample
+
+    @classmethod
+    def from_labels(cls, keys: list[Any], counts: np.ndarray) -> Sample:
+        """A categorical sample from raw labels (made plain) and their counts."""
+        labels = np.empty(len(keys), dtype=object)
+        labels[:] = [plain_label(v) for v in keys]
+        return cls(labels, counts, "categorical")
 
     def expand(self) -> np.ndarray:
         """The raw values again (sorted), for tests that need every observation."""
+        if self._expanded:
+            return self._expanded[0]
         return np.repeat(self.values, self.counts)
+
+    def cumulative(self) -> np.ndarray:
+        """0, then the running total of the counts (read-only; computed once, as profiles are
+        compared with many windows)."""
+        if not self._cumulative:
+            total = np.zeros(len(self.counts) + 1, dtype=np.int64)
+            np.cumsum(self.counts, out=total[1:])
+            total.flags.writeable = False
+            self._cumulative.append(total)
+        return self._cumulative[0]
 
     @property
     def n_unique(self) -> int:
@@ -114,6 +140,80 @@ class Sample:
             mean = float((w * self.values).sum())
             self._moments.append((mean, math.sqrt(float((w * (self.values - mean) ** 2).sum()))))
         return self._moments[0]
+
+
+def runs(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a sorted array and how often each occurs (``np.unique`` without its
+    sort, for callers that sorted already).
+
+    >>> [a.tolist() for a in runs(np.array([1.0, 1.0, 2.0, 5.0, 5.0, 5.0]))]
+    [[1.0, 2.0, 5.0], [2, 1, 3]]
+    """
+    n = len(ordered)
+    starts = np.empty(n, dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    if n == 0:
+        return ordered, np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(starts)
+    return ordered[first], diffs(first, None, n)
+
+
+def diffs(a: np.ndarray, before: int | None, after: int | None) -> np.ndarray:
+    """``np.diff(a, prepend=before, append=after)`` of a non-empty int64 array (None: no such end),
+    without ``np.diff``'s broadcasting, which costs more than the subtraction on short arrays.
+
+    >>> diffs(np.array([2, 5, 6]), -1, 10).tolist()
+    [3, 3, 1, 4]
+    """
+    lead = int(before is not None)
+    out = np.empty(len(a) - 1 + lead + (after is not None), dtype=np.int64)
+    if before is not None:
+        out[0] = a[0] - before
+    np.subtract(a[1:], a[:-1], out=out[lead : lead + len(a) - 1])
+    if after is not None:
+        out[-1] = after - a[-1]
+    return out
+
+
+def finite_floats(series: pd.Series) -> np.ndarray:
+    """A column's finite values as float64, in row order (nulls and infinities dropped)."""
+    arr = series.to_numpy(dtype="float64", na_value=np.nan)
+    return arr[np.isfinite(arr)]
+
+
+def is_integer_column(series: pd.Series) -> bool:
+    """Integers (booleans excluded), which changes numpy's automatic bin widths."""
+    return pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+
+
+def label_counts(series: pd.Series) -> tuple[list[Any], np.ndarray]:
+    """Non-null labels in order of first appearance, with their counts: ``value_counts`` with
+    ``sort=False``, which one hashing pass replaces where it can (no index built)."""
+    factorized = factorize_labels(series)
+    if factorized is not None:
+        return counts_of(*factorized)
+    try:  # extension dtypes (categorical, nullable, arrow) and datetimes: pandas's own labels
+        counts_s = series.value_counts(dropna=True, sort=False)
+    except TypeError:  # unhashable values (lists, dicts): compare them by their text
+        return label_counts(series.map(lambda v: v if v is None else str(v)))
+    return list(counts_s.index), counts_s.to_numpy(dtype=np.int64)
+
+
+def factorize_labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pd.factorize`` of a plain numpy column: codes (-1 for nulls) and labels in order of first
+    appearance; None for other dtypes and for unhashable values."""
+    if not (isinstance(series.dtype, np.dtype) and series.dtype.kind in "biufO"):
+        return None
+    try:
+        return pd.factorize(series.to_numpy(), use_na_sentinel=True)
+    except TypeError:
+        return None
+
+
+def counts_of(codes: np.ndarray, uniques: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """The labels of a factorization and how often each occurs."""
+    return uniques.tolist(), np.bincount(codes + 1, minlength=len(uniques) + 1)[1:].astype(np.int64)
 
 
 def plain_label(value: Any) -> Hashable:

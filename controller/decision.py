@@ -9,6 +9,7 @@ VETO reasons always win over everything else; then the cooldown; then the money.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -171,10 +172,11 @@ def decide(
     """Decide whether to retrain. Pure: everything it needs comes in as arguments.
 
     The money rule prices a retrain over its cycle ``L``: the policy horizon, cut short by a planned
-    retirement or the next expected change in the data, and, when fresh models themselves decay at
-    ``b`` per day (money lost per day, per day), by the renewal cycle ``sqrt(2 C / b)`` after which
-    the next retrain would come anyway. A retrain at cost ``C`` that recovers the current loss ``l``
-    per day with chance ``p``
+    retirement and, when fresh models themselves decay at ``b`` per day (money lost per day, per
+    day), by the renewal cycle ``sqrt(2 C / b)`` after which the next retrain would come anyway; when
+    the data changes now and then, the part of that span the retrained model's regime is expected to
+    last (the next change comes after an exponential time of mean ``regime_days``). A retrain at cost
+    ``C`` that recovers the current loss ``l`` per day with chance ``p``
     - pays when ``p l L`` beats ``C (1 + min_roi)``, and
     - is due when ``l >= b L``: the loss already exceeds what the fresh model would lose by the end
       of its cycle, so waiting would not be cheaper (for a steady decay this retrains exactly at
@@ -190,7 +192,12 @@ def decide(
     decay = loss_per_day(cfg, decay_points) if cfg else 0.0
     # the model keeps serving at least until the next check: what is at stake is the drop one day ahead
     ahead = loss_per_day(cfg, drop + decay_points) if cfg and drop > 0 else 0.0
-    cycle = _cycle(cost, decay, _horizon(state, policy, signals.regime_days))
+    horizon = _horizon(state, policy)
+    cycle = _cycle(cost, decay, horizon, signals.regime_days)
+    # the fresh-window rule weighs a stale window's residual up to the forecast change itself, not over
+    # the expected cycle: window_residual is a rough guess, and over the shorter span it took stale
+    # windows a chunk early (docs/controller.md, the money rule)
+    span = min(_cycle(cost, decay, horizon), horizon if signals.regime_days is None else signals.regime_days)
     residual = window_residual(signals.window_fresh_share)
     recovery = p * ahead * (1.0 - residual) * cycle
     net = recovery - cost
@@ -246,7 +253,7 @@ def decide(
             f"{signals.metric} dropped {drop:.2f} points but the interval still reaches the baseline.",
             retry_after=recheck,
         )
-    wait = _fresh_window_wait(signals, cost, ahead * p, residual, cycle)
+    wait = _fresh_window_wait(signals, cost, ahead * p, residual, span)
     if wait is not None:
         share = signals.window_fresh_share or 0.0
         return out(
@@ -353,22 +360,30 @@ def _significant(signals: Signals, higher_is_better: bool) -> bool:
     return bound < signals.baseline if higher_is_better else bound > signals.baseline
 
 
-def _horizon(state: ModelState, policy: PolicyConfig, regime: float | None) -> float:
-    """Days over which recovered value counts: the policy's horizon, cut short by a planned retirement
-    or by the next expected change in the data."""
-    limits = [policy.horizon_days, *(v for v in (state.remaining_days, regime) if v is not None)]
+def _horizon(state: ModelState, policy: PolicyConfig) -> float:
+    """Days over which recovered value counts: the policy's horizon, cut short by a planned retirement."""
+    limits = [policy.horizon_days, *(v for v in (state.remaining_days,) if v is not None)]
     return max(min(limits), 0.0)
 
 
-def _cycle(cost: float, decay: float, horizon: float) -> float:
-    """Days a retrain's value lasts: until the next retrain of a decaying model, at most the horizon.
+def _cycle(cost: float, decay: float, horizon: float, regime: float | None = None) -> float:
+    """Expected days a retrain's value lasts: until the next retrain of a decaying model, at most the
+    horizon, and no longer than the regime it learns.
 
-    >>> _cycle(50.0, 4.0, 30.0), _cycle(50.0, 0.0, 30.0)
-    (5.0, 30.0)
+    The regime forecast is a mean (changes as a Poisson process, :func:`controller.economics.regime_days`):
+    the next change comes after an exponential time ``T`` of that mean, so the value lasts ``min(T, cap)``
+    days, whose expectation ``regime x (1 - exp(-cap / regime))`` is below ``min(regime, cap)``. Capping
+    at the mean instead would count a lucky long regime that the forecast does not promise.
+
+    >>> _cycle(50.0, 4.0, 30.0), _cycle(50.0, 0.0, 30.0), round(_cycle(50.0, 0.0, 30.0, regime=30.0), 2)
+    (5.0, 30.0, 18.96)
     """
-    if decay <= 0:
-        return horizon
-    return min(horizon, (2.0 * cost / decay) ** 0.5)
+    cap = horizon if decay <= 0 else min(horizon, (2.0 * cost / decay) ** 0.5)
+    if regime is None:
+        return cap
+    if regime <= 0:
+        return 0.0
+    return regime * -math.expm1(-cap / regime)
 
 
 def window_residual(fresh_share: float | None) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -160,9 +161,23 @@ def test_hysteresis_asks_more_after_a_defer() -> None:
 
 def test_a_planned_retirement_and_an_expected_change_shorten_the_horizon() -> None:
     assert decide(sig(), econ(), replace(STATE, remaining_days=4.0), POLICY, NOW).numbers.horizon_days == 4.0
-    assert decide(sig(regime_days=7.0), econ(), STATE, POLICY, NOW).numbers.horizon_days == 7.0
+    # the next change comes after an exponential time of mean 7 days: the value lasts 7 (1 - e^(-30/7)) days
+    expected = decide(sig(regime_days=7.0), econ(), STATE, POLICY, NOW).numbers.horizon_days
+    assert expected == pytest.approx(7.0 * (1.0 - math.exp(-30.0 / 7.0)))
     short = decide(sig(current=0.89), econ(cost_hours=4), replace(STATE, remaining_days=1.0), POLICY, NOW)
     assert short.action == Action.DEFER and short.reasons == (Reason.NOT_WORTH_IT,)
+
+
+def test_a_forecast_change_prices_the_expected_life_not_the_mean() -> None:
+    # a retrain pays 0.8 x 300/day x L against 2 x 1,500: it needs L >= 12.5 days. A mean regime of 15 days
+    # capped at 30 gives an expected life of 15 (1 - e^-2) = 13 days (pays); at a 16-day horizon,
+    # 15 (1 - e^(-16/15)) = 9.8 days (does not), though both the mean and the horizon exceed 12.5
+    pays = decide(sig(regime_days=15.0), econ(cost_hours=15), STATE, POLICY, NOW)
+    assert pays.action == Action.TRIGGER and pays.numbers.horizon_days == pytest.approx(15.0 * (1 - math.exp(-2.0)))
+    short = POLICY.model_copy(update={"horizon_days": 16.0})
+    declined = decide(sig(regime_days=15.0), econ(cost_hours=15), STATE, short, NOW)
+    assert declined.action == Action.DEFER and declined.reasons == (Reason.NOT_WORTH_IT,)
+    assert decide(sig(), econ(cost_hours=15), STATE, short, NOW).action == Action.TRIGGER
 
 
 def test_with_decaying_models_a_small_drop_waits_for_the_renewal_point() -> None:

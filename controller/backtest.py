@@ -48,6 +48,7 @@ from controller.economics import (
     EconomicsConfig,
     change_point,
     decay_rate,
+    precision_weighted,
     recovery_probability,
     regime_days,
     retrain_cost,
@@ -466,9 +467,12 @@ def controller_schedule(
     - the outcomes of past retrains (the new version beat the old one on the same chunk);
     - the serving version's current level: its last chunks (up to 8, since it started or the data
       last changed) with the learned decay taken out and carried forward to the last served chunk;
-      before its first label arrives, the level it is expected to start at (the fresh level plus
-      what a stale training window leaves of the drop, :func:`~controller.decision.window_residual`)
-      moved by the label-free estimate's change.
+      for a version fitted on a clean window, with no change since, weighed by precision against
+      where the decay line puts it (the fresh level plus the decay over its age, as uncertain as
+      the spread of the fresh levels, once three are known); before its first label arrives, the
+      level it is expected to start at (the fresh level plus what a stale training window leaves of
+      the drop, :func:`~controller.decision.window_residual`) moved by the label-free estimate's
+      change.
     """
     k, t_end, n = matrix.initial_chunks, matrix.chunks, matrix.chunk_rows
     econ_cfg = backtest_economics(cfg)
@@ -550,6 +554,13 @@ def controller_schedule(
                 sd_chunk = sd_fresh = _chunk_sd(matrix.errors[serving, last], matrix.squares[serving, last], n, task)
             # the baseline is an estimate too: its error widens the interval
             half = _Z * math.sqrt(sd_chunk**2 / len(recent) + sd_fresh**2 / len(fresh))
+            if clean[serving] and (change is None or change <= serving) and len(levels) >= 3:
+                # a version fitted on a clean window is expected on the line of the learned decay from
+                # the fresh level, and past versions' fresh levels show how far one strays from it:
+                # that forecast and the measured level, weighed by their precisions
+                forecast = (baseline + decay * (t - 1 - serving)) / 100.0
+                spread = float(np.var(levels, ddof=1)) / 1e4
+                now_rate = precision_weighted(now_rate, sd_chunk**2 / len(recent), forecast, spread)
             signals = Signals(
                 metric,
                 baseline / 100.0,

@@ -195,6 +195,23 @@ def regime_days(changes: Sequence[float], now: float, since: float = 0.0) -> flo
     return (now - since) / len(past)
 
 
+def precision_weighted(measured: float, measured_var: float, forecast: float, forecast_var: float) -> float:
+    """A measured level and a forecast of it, each weighed by its precision (one over its variance).
+
+    The posterior mean of a normal level with the forecast as prior: a noisy measurement leans on the
+    forecast, a sharp one overrides it. A variance of zero (or less) makes that side certain.
+
+    >>> precision_weighted(4.0, 1.0, 2.0, 1.0), precision_weighted(4.0, 1.0, 2.0, 3.0)
+    (3.0, 3.5)
+    """
+    if measured_var <= 0:
+        return measured
+    if forecast_var <= 0:
+        return forecast
+    w = forecast_var / (measured_var + forecast_var)
+    return w * measured + (1.0 - w) * forecast
+
+
 def running_cost_per_day(economics: EconomicsConfig) -> float:
     """What keeping the model in production costs per day (serving, storage, monitoring)."""
     return economics.serving_cost_per_day

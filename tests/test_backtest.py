@@ -279,3 +279,35 @@ def test_a_version_trained_on_a_stale_window_is_expected_to_keep_part_of_the_dro
     # half the window was stale: about half the drop (over 60 points) is expected to remain, where
     # CBPE alone reads no change at all
     assert all(d.numbers.drop_points > 10 for d in after)
+
+
+def test_a_clean_version_is_read_against_the_line_of_the_learned_decay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a steady decay a young version has few noisy chunks: they are weighed against the fresh level plus
+    the learned decay, and the decision sees the weighed level."""
+    import controller.backtest as bt
+
+    stream = prepare(make_stream("gradual", chunks=30, chunk_rows=300, seed=1), "label", 300)
+    cfg = BacktestConfig(300, 5, 4, 50.0, 1.0)
+    m = error_matrix(stream, cfg)
+    weighed: list[tuple[float, float, float]] = []
+    seen: list[float] = []
+    real_weigh, real_decide = bt.precision_weighted, bt.decide
+
+    def weigh(measured: float, measured_var: float, forecast: float, forecast_var: float) -> float:
+        out = real_weigh(measured, measured_var, forecast, forecast_var)
+        weighed.append((measured, forecast, out))
+        return out
+
+    def spy(signals: Signals, *args: object) -> Decision:
+        if signals.source == "realized" and signals.current is not None:
+            seen.append(signals.current)
+        return real_decide(signals, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bt, "precision_weighted", weigh)
+    monkeypatch.setattr(bt, "decide", spy)
+    schedule = controller_schedule(m, cfg, BACKTEST_POLICY)
+    assert len(schedule) >= 3, "a steady decay at this cost is retrained every few chunks"
+    assert weighed, "once three clean versions are known, their fresh levels give the forecast its spread"
+    assert all(min(a, b) - 1e-12 <= c <= max(a, b) + 1e-12 for a, b, c in weighed)
+    assert any(abs(c - a) > 0.002 for a, _, c in weighed), "the forecast moves a noisy reading"
+    assert {round(c, 12) for _, _, c in weighed} <= {round(v, 12) for v in seen}

@@ -12,6 +12,7 @@ from controller.economics import (
     governance_violations,
     loss_per_day,
     net_value_per_day,
+    precision_weighted,
     recovery_probability,
     regime_days,
     retrain_cost,
@@ -103,6 +104,18 @@ def test_regime_days_counts_the_open_regime_as_exposure() -> None:
     assert regime_days([], now=30.0) is None
     assert regime_days([10.0, 20.0], now=30.0) == pytest.approx(15.0)
     assert regime_days([10.0, 20.0, 40.0], now=30.0, since=5.0) == pytest.approx(12.5)
+
+
+def test_precision_weighting_leans_on_the_sharper_of_measurement_and_forecast() -> None:
+    # a measurement four times as noisy as the forecast moves the estimate a fifth of the way to it
+    assert precision_weighted(10.0, 4.0, 5.0, 1.0) == pytest.approx(6.0)
+    assert precision_weighted(10.0, 1.0, 5.0, 4.0) == pytest.approx(9.0)
+    for measured_var in (0.01, 0.5, 1.0, 8.0, 100.0):
+        combined = precision_weighted(10.0, measured_var, 5.0, 1.0)
+        assert 5.0 < combined < 10.0
+    # the noisier the measurement, the closer to the forecast
+    assert precision_weighted(10.0, 8.0, 5.0, 1.0) < precision_weighted(10.0, 0.5, 5.0, 1.0)
+    assert precision_weighted(10.0, 0.0, 5.0, 1.0) == 10.0 and precision_weighted(10.0, 1.0, 5.0, 0.0) == 5.0
 
 
 def test_a_compliant_model_breaks_no_governance_rule() -> None:

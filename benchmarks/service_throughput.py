@@ -10,9 +10,12 @@ profile and scores its own rows, without N training runs in the setup.
 Measurement 1 (checks/s): a fresh audit store on the machine's Postgres, real Celery worker
 processes (``retrainctl worker``) on the machine's Redis, and one beat tick: the ``retrain.tick``
 task beat sends at start, which finds all N models due and fans out one check each. Checks per
-second = N / (time from the tick being sent to the N-th decision committed). A first tick warms
-each worker process's caches (model and baseline per version); the second, on due-again models,
-is the steady state of long-running workers. Both are printed.
+second = N / (time from the tick being sent to the N-th decision committed). The first tick is
+cold: every pool process fetches each model version it meets from MLflow (model, baseline,
+training history), and the machine's cache folder (``cache_dir``, fresh per run) starts empty.
+Later ticks (``--ticks``), on due-again models, are the steady state of long-running workers: a
+model lands on any pool process, which loads what it has not met yet from the machine's cache.
+Every tick is printed.
 
 Measurement 2 (tag writes/s): an ``mlflow server`` on SQLite (as in the issue's reference
 point), M model versions, and one outbox item of 11 ``retrain.*`` tags per version delivered by
@@ -158,7 +161,9 @@ def write_models(work: Path, n: int, window_hours: float) -> None:
         (work / "models" / f"{name}.yaml").write_text(yaml.safe_dump(doc))
 
 
-def write_config(work: Path, store_url: str, tracking: str, name: str = "controller.yaml") -> Path:
+def write_config(
+    work: Path, store_url: str, tracking: str, name: str = "controller.yaml", cache_dir: Path | None = None
+) -> Path:
     path = work / name
     path.write_text(
         yaml.safe_dump(
@@ -166,6 +171,7 @@ def write_config(work: Path, store_url: str, tracking: str, name: str = "control
                 "store_url": store_url,
                 "mlflow_tracking_uri": tracking,
                 "mlflow_artifact_root": str(work / "mlartifacts"),
+                "cache_dir": str(cache_dir or fresh_cache(work / "cache")),
                 "broker_url": REDIS_URL,
                 "result_backend": REDIS_URL,
                 "models_dir": "models",
@@ -175,6 +181,12 @@ def write_config(work: Path, store_url: str, tracking: str, name: str = "control
         )
     )
     return path
+
+
+def fresh_cache(folder: Path) -> Path:
+    """An empty machine cache (``cache_dir``), so a cold tick fetches everything from MLflow."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def fresh_schema() -> tuple[str, str]:
@@ -269,7 +281,8 @@ def measure_checks(
     schema, store_url = fresh_schema()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        config = write_config(work, store_url, f"sqlite:///{work / 'mlflow.db'}")
+        cache = work / f"cache-{schema}"  # empty: tick 1 fetches everything from MLflow
+        config = write_config(work, store_url, f"sqlite:///{work / 'mlflow.db'}", cache_dir=cache)
         store = Store(store_url)
         store.migrate()
         redis.Redis.from_url(REDIS_URL).flushdb()
@@ -287,24 +300,28 @@ def measure_checks(
             f"worker CPU {1000 * (cpu1 - cpu0) / n:.0f} ms per check"
         )
         results = {"cold_checks_per_s": n / cold, "cold_worker_cpu_s_per_check": (cpu1 - cpu0) / n}
-        if ticks > 1:
-            # Make every model due again: the checks of tick 1 are moved two schedule intervals back...
+        for tick in range(2, ticks + 1):
+            # Make every model due again: the checks so far are moved two schedule intervals back...
             with store.session() as s:
-                # ... and their request keys renamed, or tick 2 would find its schedule slot done.
+                # ... and their request keys renamed, or this tick would find its schedule slot done.
                 s.execute(
                     sa.text(
                         "UPDATE checks SET started_at = started_at - interval '2 hours', "
-                        "request_key = request_key || '-tick1'"
+                        f"request_key = request_key || '-t{tick}' WHERE request_key IS NOT NULL"
                     )
                 )
                 s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))
-            warm = one_tick(app, store, 2 * n, timeout)
+            cpu1 = group_cpu_seconds(procs)
+            warm = one_tick(app, store, tick * n, timeout)
             cpu2 = group_cpu_seconds(procs)
             print(
-                f"tick 2 (warm workers):       {n} checks in {warm:.1f} s = {n / warm:.1f} checks/s; "
+                f"tick {tick} (warm workers):       {n} checks in {warm:.1f} s = {n / warm:.1f} checks/s; "
                 f"worker CPU {1000 * (cpu2 - cpu1) / n:.0f} ms per check"
             )
-            results |= {"warm_checks_per_s": n / warm, "warm_worker_cpu_s_per_check": (cpu2 - cpu1) / n}
+            results |= {
+                f"tick{tick}_checks_per_s": n / warm,
+                f"tick{tick}_worker_cpu_s_per_check": (cpu2 - cpu1) / n,
+            }
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         actions = store.latest_decisions()
         print("decisions:", dict(pd.Series([d.action for d in actions.values()]).value_counts()))
@@ -313,6 +330,7 @@ def measure_checks(
     finally:
         stop(procs)
         drop_schema(schema)
+        shutil.rmtree(work / f"cache-{schema}", ignore_errors=True)
 
 
 def measure_in_process(work: Path, repeats: int = 3) -> dict[str, float]:
@@ -320,7 +338,11 @@ def measure_in_process(work: Path, repeats: int = 3) -> dict[str, float]:
     from controller.service import Context, run_check
 
     config = write_config(
-        work, f"sqlite:///{work / 'inprocess-audit.db'}", f"sqlite:///{work / 'mlflow.db'}", "controller-inprocess.yaml"
+        work,
+        f"sqlite:///{work / 'inprocess-audit.db'}",
+        f"sqlite:///{work / 'mlflow.db'}",
+        "controller-inprocess.yaml",
+        cache_dir=fresh_cache(work / "cache-inprocess"),
     )
     (work / "inprocess-audit.db").unlink(missing_ok=True)
     ctx = Context.from_config(config)
@@ -349,7 +371,11 @@ def profile_in_process(work: Path, n: int, checks: int, top: int = 25) -> dict[s
     from controller.service import Context, run_check
 
     config = write_config(
-        work, f"sqlite:///{work / 'profile-audit.db'}", f"sqlite:///{work / 'mlflow.db'}", "controller-profile.yaml"
+        work,
+        f"sqlite:///{work / 'profile-audit.db'}",
+        f"sqlite:///{work / 'mlflow.db'}",
+        "controller-profile.yaml",
+        cache_dir=fresh_cache(work / "cache-profile"),
     )
     (work / "profile-audit.db").unlink(missing_ok=True)
     ctx = Context.from_config(config)
@@ -432,7 +458,7 @@ def measure_tags(work: Path, versions: int, timeout: float) -> dict[str, float]:
         for i in range(versions):
             client.create_registered_model(f"tags-{i}")
             client.create_model_version(f"tags-{i}", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-        config = write_config(work, store_url, url, "controller-tags.yaml")
+        config = write_config(work, store_url, url, "controller-tags.yaml", cache_dir=fresh_cache(work / "cache-tags"))
         store = Store(store_url)
         store.migrate()
         redis.Redis.from_url(REDIS_URL).flushdb()
@@ -502,7 +528,7 @@ def main() -> None:
         metavar="CHECKS",
         help="only profile CHECKS in-process checks (cProfile, CPU time per check), no workers",
     )
-    p.add_argument("--ticks", type=int, choices=(1, 2), default=2, help="2: also a tick on warm workers")
+    p.add_argument("--ticks", type=int, default=3, help="beat ticks: the first cold, the others on running workers")
     p.add_argument(
         "--window-hours",
         type=float,

@@ -39,7 +39,7 @@ from controller.errors import DataError, GiveUp, UserError
 from controller.policy import PolicyConfig
 from controller.registry import Baseline, MlflowRegistry, Registry, VersionInfo
 from controller.scoring import Scorer, sklearn_scores
-from controller.store import CheckPoint, ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
+from controller.store import CheckPoint, DecisionRow, ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
 from detectors.estimation import (
@@ -758,7 +758,10 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     extra_tags = (
         {"retrain.drift_report_run": signals_extra["drift_report_run"]} if "drift_report_run" in signals_extra else {}
     )
-    outbox = _decision_outbox(cfg, version, decision, signals, check_id, now, extra_tags)
+    with_tags = bool(extra_tags) or tags_due(
+        snapshot.latest_decision, decision, version.version, cfg.notify.digest_hours
+    )
+    outbox = _decision_outbox(cfg, version, decision, signals, check_id, now, extra_tags, with_tags)
     decision_id, retrain_id = store.finish_check(
         check_id,
         version.version,
@@ -802,6 +805,7 @@ def _decision_outbox(
     check_id: int,
     now: datetime,
     extra_tags: dict[str, str],
+    with_tags: bool = True,
 ) -> list[tuple[str, str, dict[str, Any]]]:
     tags = {**decision_tags(decision, signals, now), **extra_tags}
     event = {
@@ -822,14 +826,42 @@ def _decision_outbox(
             "check_id": check_id,
         },
     }
-    return [
-        (
-            "mlflow_tags",
-            f"tags:check:{check_id}",
-            {"name": cfg.registered_model, "version": version.version, "tags": tags},
-        ),
-        ("webhook", f"webhook:check:{check_id}", event),
-    ]
+    tag_item = (
+        "mlflow_tags",
+        f"tags:check:{check_id}",
+        {"name": cfg.registered_model, "version": version.version, "tags": tags},
+    )
+    return (
+        [tag_item, ("webhook", f"webhook:check:{check_id}", event)]
+        if with_tags
+        else [("webhook", f"webhook:check:{check_id}", event)]
+    )
+
+
+def tags_due(previous: DecisionRow | None, decision: Decision, version: str, refresh_hours: float) -> bool:
+    """Whether a check rewrites the version's ``retrain.*`` tags.
+
+    Every decision changes some numbers (the metric, the loss per day), and an MLflow server takes
+    only tens of tag writes a second: the tags are rewritten when the decision, its reasons or the
+    version change, and otherwise at the first check of each ``refresh_hours`` period (UTC; 0:
+    at every check). ``retrain.checked_at`` tells which check they show; the store has all.
+
+    >>> from controller.decision import Numbers, Reason
+    >>> d = Decision(Action.DEFER, (Reason.WITHIN_TOLERANCE,), "s", Numbers(0, 0, 0, 0, 0, 0, None), "realized",
+    ...              datetime(2026, 11, 28, 13, tzinfo=UTC))
+    >>> prev = DecisionRow(action="DEFER", reasons=["within_tolerance"], version="3",
+    ...                    decided_at=datetime(2026, 11, 28, 9, tzinfo=UTC))
+    >>> tags_due(prev, d, "3", 24), tags_due(prev, d, "4", 24), tags_due(prev, d, "3", 2), tags_due(None, d, "3", 24)
+    (False, True, True, True)
+    """
+    if previous is None or refresh_hours <= 0:
+        return True
+    if previous.action != decision.action.value or list(previous.reasons or []) != list(decision.reason_codes):
+        return True
+    if previous.version != version or previous.decided_at is None:
+        return True
+    period = refresh_hours * 3600.0
+    return int(decision.decided_at.timestamp() // period) != int(previous.decided_at.timestamp() // period)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from controller.decision import Action
 from controller.errors import GiveUp
@@ -15,6 +16,7 @@ from controller.outbox import deliver_outbox
 from controller.registry import InMemoryRegistry, TrainingRecord
 from controller.retrain import run_retrain
 from controller.service import Context, build_baseline, cron_matches, due_checks, features_of, run_check
+from controller.store import OutboxRow
 from controller.trainers import sklearn_classifier
 from tests.helpers import T0, make_rows, write_configs
 
@@ -57,6 +59,20 @@ def test_stable_window_defers_with_realized_performance(tmp_path: Path) -> None:
     tags = ctx.registry.version_tags("m1", "1")
     assert tags["retrain.decision"] == "DEFER" and tags["retrain.metric_source"] == "realized"
     assert ctx.store.outbox_counts() == {"delivered": 1, "suppressed": 1}  # no webhook URL configured
+
+
+def test_unchanged_decisions_rewrite_the_version_tags_once_per_digest_period(tmp_path: Path) -> None:
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=11))
+    start = T0 + WEEK
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    times = [day + timedelta(hours=h) for h in (1, 2, 3)] + [day + timedelta(days=1, hours=1)]
+    outs = [run_check(ctx, "m1", now=when) for when in times]
+    assert all(o.decision is not None and o.decision.action == Action.DEFER for o in outs)
+    with ctx.store.session() as s:
+        keys = sorted(s.scalars(sa.select(OutboxRow.dedupe_key).where(OutboxRow.kind == "mlflow_tags")))
+    # the first check and the first of the next day; the checks in between change only numbers
+    assert keys == sorted([f"tags:check:{outs[0].check_id}", f"tags:check:{outs[3].check_id}"])
+    assert ctx.store.outbox_counts() == {"pending": 6}  # every check still has its webhook (digested later)
 
 
 def test_concept_drift_triggers_one_retrain_that_is_promoted(tmp_path: Path) -> None:

@@ -179,7 +179,8 @@ def diffs(a: np.ndarray, before: int | None, after: int | None) -> np.ndarray:
 def finite_floats(series: pd.Series) -> np.ndarray:
     """A column's finite values as float64, in row order (nulls and infinities dropped)."""
     arr = series.to_numpy(dtype="float64", na_value=np.nan)
-    return arr[np.isfinite(arr)]
+    finite = np.isfinite(arr)
+    return arr if finite.all() else arr[finite]
 
 
 def is_integer_column(series: pd.Series) -> bool:

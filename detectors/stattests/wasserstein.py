@@ -66,13 +66,26 @@ def _quantile_area(x: np.ndarray, other: Sample) -> float:
     # x's step ends strictly before each of other's; float division is exact for these sizes
     q = ((ends - 1) / n).astype(np.int64)
     # a piece closed by other's step j starts at its previous step end or x's last one, if later
-    gaps = np.abs(v - x[q])
-    area = float(((ends - np.maximum(ends0[:-1], q * n)) * gaps).sum())
+    widths = q * n
+    np.maximum(widths, ends0[:-1], out=widths)
+    np.subtract(ends, widths, out=widths)
+    gaps = x[q]
+    np.subtract(v, gaps, out=gaps)
+    np.abs(gaps, out=gaps)
+    gaps *= widths
+    area = float(gaps.sum())
     # a piece closed by x's step i starts at i n or at other's last step end, if later
     before = np.repeat(np.arange(m + 1), diffs(q, 0, k))  # other's step ends at or before (i + 1) n
-    start = np.arange(k, dtype=np.int64) * n
-    widths = start + n - np.maximum(start, ends0[before])
+    starts = ends0[before]
+    steps = np.arange(0, k * n, n, dtype=np.int64)
+    np.maximum(starts, steps, out=starts)
+    steps += n
+    widths = np.subtract(steps, starts, out=steps)
     # ``before`` reaches m only on x's last piece, which has zero width
-    gaps = np.abs(v[np.minimum(before, m - 1)] - x)
-    area += float((widths * gaps).sum())
+    np.minimum(before, m - 1, out=before)
+    gaps = v[before]
+    np.subtract(gaps, x, out=gaps)
+    np.abs(gaps, out=gaps)
+    gaps *= widths
+    area += float(gaps.sum())
     return area / (n * k)

@@ -552,8 +552,9 @@ def controller_schedule(
                 sd_fresh = _chunk_sd(baseline * n / 100.0, 0.0, n, task)
             else:
                 sd_chunk = sd_fresh = _chunk_sd(matrix.errors[serving, last], matrix.squares[serving, last], n, task)
-            # the baseline is an estimate too: its error widens the interval
-            half = _Z * math.sqrt(sd_chunk**2 / len(recent) + sd_fresh**2 / len(fresh))
+            # the baseline is an estimate too, a mean over the chunks pooled into the fresh levels (not
+            # one chunk per version): its error widens the interval
+            half = _Z * math.sqrt(sd_chunk**2 / len(recent) + sd_fresh**2 / sum(len(h) for h in fresh))
             if clean[serving] and (change is None or change <= serving) and len(levels) >= 3:
                 # a version fitted on a clean window is expected on the line of the learned decay from
                 # the fresh level, and past versions' fresh levels show how far one strays from it:

@@ -311,3 +311,21 @@ def test_a_clean_version_is_read_against_the_line_of_the_learned_decay(monkeypat
     assert all(min(a, b) - 1e-12 <= c <= max(a, b) + 1e-12 for a, b, c in weighed)
     assert any(abs(c - a) > 0.002 for a, _, c in weighed), "the forecast moves a noisy reading"
     assert {round(c, 12) for _, _, c in weighed} <= {round(v, 12) for v in seen}
+
+
+def test_a_residual_drop_after_one_clean_version_is_significant_once_its_chunks_are_pooled() -> None:
+    """The baseline's error counts the chunks pooled into it: after one clean version (8 chunks), the 4 points a
+    three-quarters fresh window leaves are retrained away, not lived with until the data changes again."""
+    t_end, k, rows, change = 40, 5, 500, 15
+    errors = np.full((t_end, t_end), np.nan)
+    # error per 500 rows after the change, by the share of the training window (4 chunks) after it
+    after = {0.0: 400.0, 0.25: 300.0, 0.5: 200.0, 0.75: 70.0, 1.0: 50.0}
+    for s in range(k, t_end):
+        lo, hi = (0, k) if s == k else (s - 4, s)
+        share = sum(c >= change for c in range(lo, hi)) / (hi - lo)
+        errors[s, s:] = [50.0 if c < change else after[share] for c in range(s, t_end)]
+    m = ErrorMatrix(errors, errors.copy(), np.zeros((t_end, t_end)), np.zeros((t_end, t_end), dtype=bool), k, rows)
+    schedule = controller_schedule(m, BacktestConfig(rows, k, 4, 50.0, 1.0), BACKTEST_POLICY)
+    stale = [t for t in schedule if change < t < change + 4]
+    assert stale and max(stale) == change + 3, "a cheap retrain answers the change before its window is fresh"
+    assert any(t >= change + 4 for t in schedule), "the residual of the stale window is retrained away"

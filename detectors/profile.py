@@ -113,8 +113,8 @@ class CurrentColumn:
     """One column of a current window, read the way the reference was: each figure is computed
     when first asked for and then kept, so every check of the window shares one reading.
 
-    A column of labels is hashed once (``pd.factorize``), which gives its nulls, its first
-    value (hence its family) and its category counts together.
+    An object column is hashed once (``pd.factorize``), which gives its nulls, its first value
+    (hence its family) and its category counts together.
 
     >>> col = CurrentColumn(pd.Series(["b", None, "a", "b"]))
     >>> col.n_null, col.family, col.labels.values.tolist(), col.labels.counts.tolist()
@@ -137,13 +137,13 @@ class CurrentColumn:
             return 0
         if kind == "f":
             return int(np.isnan(self.series.to_numpy()).sum())
-        if kind == "O" and self._factorized is not None:
+        if self._factorized is not None:
             return self.n_rows - self.labels.n
         return int(self.series.isna().sum())
 
     @cached_property
     def family(self) -> Family:
-        if self._numpy_kind == "O" and self._factorized is not None:
+        if self._factorized is not None:
             uniques = self._factorized[1]
             return value_family(uniques[0]) if len(uniques) else "other"
         return dtype_family(self.series)

@@ -43,11 +43,13 @@ def wasserstein_distance(ref: Sample, cur: Sample) -> float:
     >>> bool(np.isclose(wasserstein_distance(a, b), scipy_w([0, 1, 1, 3], [0.5, 2, 4]), rtol=1e-14))
     True
     """
-    grid, other = (cur, ref) if cur.n + ref.n_unique <= ref.n + cur.n_unique else (ref, cur)
-    if grid.n > MOSTLY_DISTINCT * grid.n_unique or grid.n * other.n >= _EXACT_UNITS:
-        v, f_ref, f_cur = merged_cdfs(ref, cur)
-        return float(np.sum(np.abs(f_ref[:-1] - f_cur[:-1]) * np.diff(v)))
-    return _quantile_area(grid.expand(), other)
+    if ref.n * cur.n < _EXACT_UNITS:
+        # the window on the grid by preference: the reference keeps its running counts
+        for grid, other in ((cur, ref), (ref, cur)):
+            if grid.n <= MOSTLY_DISTINCT * grid.n_unique:
+                return _quantile_area(grid.expand(), other)
+    v, f_ref, f_cur = merged_cdfs(ref, cur)
+    return float(np.sum(np.abs(f_ref[:-1] - f_cur[:-1]) * np.diff(v)))
 
 
 def _quantile_area(x: np.ndarray, other: Sample) -> float:

@@ -65,13 +65,27 @@ def _read_file(
         filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
         if filters is None:
             return parquet.read(columns=columns).to_pandas(), False
-        if parquet.metadata.num_row_groups == 1:
-            # one row group: nothing to skip; filtering the decoded table costs less than a dataset scan
+        if parquet.metadata.num_row_groups == 1 and time_column is not None:
+            # one row group: nothing to skip; a mask on the decoded table costs less than a dataset scan
             table = parquet.read(columns=columns)
-            return table.filter(filters).to_pandas(), True
+            return _cut(table, time_column, start, end).to_pandas(), True
         return pd.read_parquet(p, filters=filters, columns=columns), True
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _cut(table: pa.Table, column: str, start: datetime | None, end: datetime | None) -> pa.Table:
+    """The rows of ``table`` with ``start <= column < end`` (a null time is out), as ``_time_filters``."""
+    times = table.column(column)
+    masks = []
+    if start is not None:
+        masks.append(pc.greater_equal(times, pa.scalar(start, type=times.type)))
+    if end is not None:
+        masks.append(pc.less(times, pa.scalar(end, type=times.type)))
+    mask = masks[0] if len(masks) == 1 else pc.and_(masks[0], masks[1])
+    if pc.all(mask, skip_nulls=False).as_py() is True:
+        return table  # every row is in: no copy
+    return table.filter(mask)
 
 
 def _time_filters(schema: pa.Schema, column: str, start: datetime | None, end: datetime | None) -> Any:

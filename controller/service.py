@@ -754,7 +754,8 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
             }
             if approval_id is not None:
                 store.consume_override(approval_id, now)
-    signal_record = {**asdict(signals), **signals_extra, **{k: v for k, v in perf.items() if k not in asdict(signals)}}
+    fields = asdict(signals)
+    signal_record = {**fields, **signals_extra, **{k: v for k, v in perf.items() if k not in fields}}
     extra_tags = (
         {"retrain.drift_report_run": signals_extra["drift_report_run"]} if "drift_report_run" in signals_extra else {}
     )

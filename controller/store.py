@@ -520,6 +520,18 @@ class Store:
             q = sa.select(CheckRow).where(CheckRow.model == model).order_by(CheckRow.id.desc()).limit(limit)
             return list(s.scalars(q))
 
+    def last_check(self, model: str) -> tuple[datetime, str, str | None] | None:
+        """``(started_at, status, request_key)`` of the model's newest check, without its signals."""
+        with self.session() as s:
+            q = (
+                sa.select(CheckRow.started_at, CheckRow.status, CheckRow.request_key)
+                .where(CheckRow.model == model)
+                .order_by(CheckRow.id.desc())
+                .limit(1)
+            )
+            row = s.execute(q).first()
+            return None if row is None else (row[0], row[1], row[2])
+
     def check_history(self, model: str, limit: int = 500) -> list[CheckPoint]:
         """The finished checks among the model's newest ``limit``, newest first, without their full
         signals (a check's signals hold a drift report per column: reading 500 of them costs more

@@ -203,3 +203,13 @@ def test_a_model_row_is_rewritten_only_when_it_changed(store: Store) -> None:
     store.start_check("m", NOW, model_row=("reg", "b@example.com", "t", None))  # changed config: written
     with store.session() as s:
         assert s.get_one(ModelRow, "m").owner == "b@example.com"
+
+
+def test_last_check_is_the_newest_checks_time_status_and_key(store: Store) -> None:
+    assert store.last_check("m") is None
+    first, _ = store.start_check("m", NOW - timedelta(hours=1), request_key="m:1")
+    store.finish_check(first, "1", {"n_rows": 1}, _decision(), [], NOW)
+    assert store.last_check("m") == (NOW - timedelta(hours=1), "done", "m:1")
+    store.start_check("m", NOW)
+    newest = store.checks("m", limit=1)[0]
+    assert store.last_check("m") == (newest.started_at, newest.status, newest.request_key) == (NOW, "running", None)

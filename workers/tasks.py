@@ -79,11 +79,11 @@ def kick_delivery(client: redis.Redis) -> None:
 
 def _recently_checked(ctx: Context, model: str, request_key: str | None, now: datetime) -> bool:
     """A scheduled check whose model was checked under another key within half its interval."""
-    last = ctx.store.checks(model, limit=1)
-    if not last or last[0].status != "done" or last[0].request_key == request_key:
+    last = ctx.store.last_check(model)
+    if last is None or last[1] != "done" or last[2] == request_key:
         return False
     interval = ctx.models[model].schedule.seconds or 60.0
-    return (now - last[0].started_at).total_seconds() < interval / 2
+    return (now - last[0]).total_seconds() < interval / 2
 
 
 @app.task(

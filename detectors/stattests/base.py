@@ -26,9 +26,9 @@ import pandas as pd
 
 Kind = Literal["numerical", "categorical"]
 KINDS: tuple[Kind, ...] = ("numerical", "categorical")
-# a numerical sample with at most this many observations per distinct value is "mostly distinct":
-# its sorted raw values are kept (they cost at most this times its distinct values) and
-# the Wasserstein distance walks them instead of merging CDFs
+# a sample with at most this many observations per distinct value is "mostly distinct": its
+# sorted raw values are kept (they cost at most this times its distinct values), and the
+# Wasserstein distance walks them instead of merging CDFs
 MOSTLY_DISTINCT = 2
 
 
@@ -93,8 +93,7 @@ class Sample:
             return cls(keys[order], vc.to_numpy(dtype=np.int64)[order], "numerical", integer)
         ordered = np.sort(arr)
         sample = cls(*runs(ordered), "numerical", integer)
-        if sample.n <= MOSTLY_DISTINCT * sample.n_unique:
-            # cheap to keep, and what expand() would rebuild (tests on every observation want it)
+        if sample.mostly_distinct:  # what expand() would rebuild and keep
             ordered.flags.writeable = False
             sample._expanded.append(ordered)
         return sample
@@ -107,10 +106,19 @@ class Sample:
         return cls(labels, counts, "categorical")
 
     def expand(self) -> np.ndarray:
-        """The raw values again (sorted), for tests that need every observation."""
+        """The raw values again (sorted, read-only), for tests that need every observation; kept
+        when the sample is mostly distinct (then it is at most twice as long as the sample)."""
         if self._expanded:
             return self._expanded[0]
-        return np.repeat(self.values, self.counts)
+        expanded = np.repeat(self.values, self.counts)
+        expanded.flags.writeable = False
+        if self.mostly_distinct:
+            self._expanded.append(expanded)
+        return expanded
+
+    @property
+    def mostly_distinct(self) -> bool:
+        return self.n <= MOSTLY_DISTINCT * self.n_unique
 
     def cumulative(self) -> np.ndarray:
         """0, then the running total of the counts (read-only; computed once, as profiles are

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
 
-from detectors.stattests.base import MOSTLY_DISTINCT, Kind, Sample, StatTest, diffs, merged_cdfs
+from detectors.stattests.base import Kind, Sample, StatTest, diffs, merged_cdfs
 
 # Integer step ends below this stay exact as float64 (2**53).
 _EXACT_UNITS = 1 << 53
@@ -44,12 +45,51 @@ def wasserstein_distance(ref: Sample, cur: Sample) -> float:
     True
     """
     if ref.n * cur.n < _EXACT_UNITS:
+        if ref.mostly_distinct and cur.mostly_distinct:
+            return _sorted_area(ref.expand(), cur.expand())
         # the window on the grid by preference: the reference keeps its running counts
         for grid, other in ((cur, ref), (ref, cur)):
-            if grid.n <= MOSTLY_DISTINCT * grid.n_unique:
+            if grid.mostly_distinct:
                 return _quantile_area(grid.expand(), other)
     v, f_ref, f_cur = merged_cdfs(ref, cur)
     return float(np.sum(np.abs(f_ref[:-1] - f_cur[:-1]) * np.diff(v)))
+
+
+def _sorted_area(a: np.ndarray, x: np.ndarray) -> float:
+    """The area between the quantile functions of two sorted arrays: each piece between
+    consecutive step ends pairs one value of each, at positions and widths that depend on the two
+    lengths alone (see :func:`_interleaving`)."""
+    at_a, width_a, at_x, width_x = _interleaving(len(a), len(x))
+    gaps = x[at_a]
+    np.subtract(a, gaps, out=gaps)
+    np.abs(gaps, out=gaps)
+    gaps *= width_a
+    area = float(gaps.sum())
+    gaps = a[at_x]
+    np.subtract(gaps, x, out=gaps)
+    np.abs(gaps, out=gaps)
+    gaps *= width_x
+    return (area + float(gaps.sum())) / (len(a) * len(x))
+
+
+@lru_cache(maxsize=4)
+def _interleaving(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """How the quantile steps of n and of k equally weighted values interleave, in units of
+    1 / (n k): a's step i ends at (i + 1) k, x's step j at (j + 1) n. For the piece closed by
+    each of a's step ends, the index of x's value on it and its width; then the same for x.
+    Kept for a few size pairs: the columns of one window without nulls share theirs."""
+    ends = np.arange(k, (n + 1) * k, k, dtype=np.int64)
+    # x's step ends strictly before each of a's; float division is exact for these sizes
+    at_a = ((ends - 1) / n).astype(np.int64)
+    width_a = ends - np.maximum(ends - k, at_a * n)
+    x_ends = np.arange(n, (k + 1) * n, n, dtype=np.int64)
+    done = (x_ends / k).astype(np.int64)  # a's step ends at or before each of x's
+    width_x = x_ends - np.maximum(x_ends - n, done * k)
+    # ``done`` reaches n only on x's last piece, which has zero width
+    at_x = np.minimum(done, n - 1)
+    for arr in (at_a, width_a, at_x, width_x):
+        arr.flags.writeable = False
+    return at_a, width_a.astype(np.float64), at_x, width_x.astype(np.float64)
 
 
 def _quantile_area(x: np.ndarray, other: Sample) -> float:

@@ -73,8 +73,9 @@ class Signals:
     fresh_window_in_days: float | None = None
     """Days until the training window will hold only data from after the change."""
     regime_days: float | None = None
-    """Expected days until the data changes again (:func:`controller.economics.regime_days`): a retrain's
-    value lasts no longer than the regime it learns; ``None`` = no change seen."""
+    """Expected days until the data changes again (:func:`controller.economics.regime_days`), the mean of an
+    exponential wait: a retrain's value lasts no longer than the regime it learns, so it is counted over
+    the expected part of its cycle that the regime lasts; ``None`` = no change seen."""
     challenger_version: str | None = None
     """A registered version (e.g. a recent challenger) scored on the current data, for the reuse check."""
     challenger_current: float | None = None
@@ -123,7 +124,8 @@ class Numbers:
     flip_drop_points: float | None = None
     """The drop (points) at which the money side would trigger."""
     horizon_days: float = 0.0
-    """Days over which the recovered value was counted (the policy horizon, or the renewal cycle)."""
+    """Days over which the recovered value was counted: the policy horizon or the renewal cycle, or the
+    expected part of it that the regime lasts."""
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,8 @@ class CurrentColumn:
         if kind in ("b", "i", "u"):
             return 0
         if kind == "f":
-            return int(np.isnan(self.series.to_numpy()).sum())
+            # every value finite (read anyway by both checks): no NaN to count
+            return 0 if len(self.finite) == self.n_rows else int(np.isnan(self.series.to_numpy()).sum())
         if self._factorized is not None:
             return self.n_rows - self.labels.n
         return int(self.series.isna().sum())

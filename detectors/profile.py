@@ -106,7 +106,12 @@ def _first_non_null(series: pd.Series) -> tuple[bool, Any]:
 
 def infer_kind(series: pd.Series, categorical: bool) -> Kind:
     """Numerical for numeric dtypes (booleans excluded), categorical otherwise or when asked."""
-    return "categorical" if categorical else CurrentColumn(series).inferred_kind
+    return "categorical" if categorical else kind_of(dtype_family(series), series.dtype)
+
+
+def kind_of(family: Family, dtype: Any) -> Kind:
+    """Numerical for numbers in a numeric dtype; booleans and numbers held as objects are not."""
+    return "numerical" if family == "numeric" and not pd.api.types.is_object_dtype(dtype) else "categorical"
 
 
 class CurrentColumn:
@@ -151,9 +156,7 @@ class CurrentColumn:
 
     @cached_property
     def inferred_kind(self) -> Kind:
-        """Numerical for numeric dtypes (booleans and numbers held as objects excluded)."""
-        numeric = self.family == "numeric" and not pd.api.types.is_object_dtype(self.series.dtype)
-        return "numerical" if numeric else "categorical"
+        return kind_of(self.family, self.series.dtype)
 
     @cached_property
     def labels(self) -> Sample:

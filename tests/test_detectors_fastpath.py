@@ -101,6 +101,16 @@ def test_wasserstein_matches_scipy_on_ties_and_unequal_sizes(seed: int) -> None:
     assert wasserstein_distance(sb, sa) == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize(("n_ref", "n_cur"), [(10_000, 10_000), (10_000, 9_999), (60_000, 50_001)])
+def test_wasserstein_of_long_distinct_samples_matches_scipy(n_ref: int, n_cur: int) -> None:
+    """Long samples of mostly distinct values take the interleaving path (kept below 100k pieces)."""
+    rng = np.random.default_rng(n_cur)
+    a, b = np.round(rng.normal(0, 1, n_ref), 4), np.round(rng.normal(0.05, 1.2, n_cur), 4)
+    sa, sb = Sample.from_values(a, "numerical"), Sample.from_values(b, "numerical")
+    assert sa.mostly_distinct and sb.mostly_distinct
+    assert wasserstein_distance(sa, sb) == pytest.approx(scipy_wasserstein(a, b), rel=1e-12)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_drift_scores_match_the_slow_reduction(seed: int) -> None:
     rng = np.random.default_rng(seed)

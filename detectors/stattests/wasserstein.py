@@ -11,6 +11,8 @@ from detectors.stattests.base import Kind, Sample, StatTest, diffs, merged_cdfs
 
 # Integer step ends below this stay exact as float64 (2**53).
 _EXACT_UNITS = 1 << 53
+# interleavings of at most this many pieces are kept (32 bytes a piece, four of them at most)
+_KEPT_PLAN_SIZE = 100_000
 
 
 class Wasserstein(StatTest):
@@ -59,7 +61,8 @@ def _sorted_area(a: np.ndarray, x: np.ndarray) -> float:
     """The area between the quantile functions of two sorted arrays: each piece between
     consecutive step ends pairs one value of each, at positions and widths that depend on the two
     lengths alone (see :func:`_interleaving`)."""
-    at_a, width_a, at_x, width_x = _interleaving(len(a), len(x))
+    interleaving = _interleaving if len(a) + len(x) <= _KEPT_PLAN_SIZE else _interleaving.__wrapped__
+    at_a, width_a, at_x, width_x = interleaving(len(a), len(x))
     gaps = x[at_a]
     np.subtract(a, gaps, out=gaps)
     np.abs(gaps, out=gaps)
@@ -77,7 +80,7 @@ def _interleaving(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     """How the quantile steps of n and of k equally weighted values interleave, in units of
     1 / (n k): a's step i ends at (i + 1) k, x's step j at (j + 1) n. For the piece closed by
     each of a's step ends, the index of x's value on it and its width; then the same for x.
-    Kept for a few size pairs: the columns of one window without nulls share theirs."""
+    Kept for a few small size pairs: the columns of one window without nulls share theirs."""
     ends = np.arange(k, (n + 1) * k, k, dtype=np.int64)
     # x's step ends strictly before each of a's; float division is exact for these sizes
     at_a = ((ends - 1) / n).astype(np.int64)

@@ -87,6 +87,32 @@ class Registry(Protocol):
     def training_hours(self, name: str, limit: int = 20) -> list[float]: ...
     def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str: ...
     def attach_baseline(self, name: str, version: str, baseline: Baseline) -> str: ...
+    def local_path(self, what: str, name: str, version: str, extra: tuple[Any, ...] = ()) -> Path | None: ...
+
+
+MISSING: Any = object()
+
+
+def load_local(path: Path) -> Any:
+    """A pickle from the machine cache, or ``MISSING`` when it is not there or cannot be read."""
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError):
+        return MISSING
+
+
+def save_local(path: Path, value: Any) -> None:
+    """Write a pickle into the machine cache whole or not at all; a full or read-only disk only
+    costs the next process a fetch."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        pass
 
 
 def changed_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:
@@ -177,6 +203,9 @@ class InMemoryRegistry:
         run_id = f"check-{name}-{check_id}"
         self.reports[run_id] = dict(files)
         return run_id
+
+    def local_path(self, what: str, name: str, version: str, extra: tuple[Any, ...] = ()) -> Path | None:
+        return None  # nothing to cache: everything is in memory already
 
     def training_hours(self, name: str, limit: int = 20) -> list[float]:
         if name not in self.models:
@@ -269,8 +298,39 @@ class MlflowRegistry:
     def _version(self, name: str, version: str) -> Any:
         key = (name, version)
         if key not in self._versions:
-            self._versions[key] = self._cached(key, lambda: self.client.get_model_version(name, version))
+            self._versions[key] = self._local_copy(
+                "version",
+                name,
+                version,
+                lambda: self._cached(key, lambda: self.client.get_model_version(name, version)),
+            )
         return self._versions[key]
+
+    def local_path(self, what: str, name: str, version: str, extra: tuple[Any, ...] = ()) -> Path | None:
+        """Where the machine cache keeps ``what`` of a version (None without ``cache_dir``).
+
+        Keyed by the registered model's creation time too: a model deleted and registered again
+        numbers its versions from 1 again.
+        """
+        if self.cache_dir is None:
+            return None
+        created = getattr(self._registered(name), "creation_timestamp", None)
+        if created is None:
+            return None
+        parts = [self.registry_uri, name, str(version), str(created), *map(str, extra)]
+        key = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return self.cache_dir / f"{key[:32]}.{what}.pkl"
+
+    def _local_copy(self, what: str, name: str, version: str, fetch: Callable[[], T]) -> T:
+        """``fetch()``, through the machine's cache folder when there is one."""
+        path = self.local_path(what, name, version)
+        if path is None:
+            return fetch()
+        value = load_local(path)
+        if value is MISSING:
+            value = fetch()
+            save_local(path, value)
+        return cast(T, value)
 
     # reading --------------------------------------------------------------------------------
     def resolve(self, name: str, alias: str) -> VersionInfo:
@@ -316,37 +376,16 @@ class MlflowRegistry:
         # A baseline attached after registration lives in a run of its own, named by a version tag.
         run_id = mv.tags.get(BASELINE_RUN_TAG) or mv.run_id
         try:
-            baseline = self._local_copy(
-                "baseline", name, version, run_id, lambda: self._fetch_baseline(name, version, run_id)
-            )
+            baseline = self._local_copy("baseline", name, version, lambda: self._fetch_baseline(name, version, run_id))
         except GiveUp:
-            self._versions.pop((name, version), None)  # a baseline attached later is then seen
+            # a baseline attached later is then seen (its run is named by a version tag)
+            self._versions.pop((name, version), None)
+            path = self.local_path("version", name, version)
+            if path is not None:
+                path.unlink(missing_ok=True)
             raise
         self._baselines[(name, version)] = baseline
         return baseline
-
-    def _local_copy(self, what: str, name: str, version: str, run_id: str | None, fetch: Callable[[], T]) -> T:
-        """``fetch()``, through the machine's cache folder when there is one (keyed by the run too:
-        a registered model deleted and created again numbers its versions from 1 again)."""
-        if self.cache_dir is None or not run_id:
-            return fetch()
-        key = hashlib.sha256(f"{self.registry_uri}\n{name}\n{version}\n{run_id}".encode()).hexdigest()
-        path = self.cache_dir / f"{key[:32]}.{what}.pkl"
-        try:
-            with path.open("rb") as f:
-                return cast(T, pickle.load(f))
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            pass  # not there yet, or unreadable: fetch it again
-        value = fetch()
-        try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as f:
-                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)  # whole or not at all, for the other processes
-        except OSError:
-            pass  # a read-only or full disk only costs the next process a fetch
-        return value
 
     def _fetch_baseline(self, name: str, version: str, run_id: str | None) -> Baseline:
         if not run_id:
@@ -395,7 +434,7 @@ class MlflowRegistry:
             with self._tracking():
                 return self._call(lambda: mlflow.sklearn.load_model(f"models:/{name}/{version}"))
 
-        return self._local_copy("model", name, version, self._version(name, version).run_id, fetch)
+        return self._local_copy("model", name, version, fetch)
 
     def training_hours(self, name: str, limit: int = 20) -> list[float]:
         """Durations of the training runs behind the model's newest versions, in hours."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ from controller.decision import Action, Decision, Economics, ModelState, Signals
 from controller.economics import decay_rate, recovery_probability, regime_days, retrain_cost
 from controller.errors import DataError, GiveUp, UserError
 from controller.policy import PolicyConfig
-from controller.registry import Baseline, MlflowRegistry, Registry, VersionInfo
+from controller.registry import MISSING, Baseline, MlflowRegistry, Registry, VersionInfo, load_local, save_local
 from controller.scoring import Scorer, sklearn_scores
 from controller.store import CheckPoint, DecisionRow, ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
 from detectors.decay import decay_signal, select_current
@@ -70,13 +70,23 @@ class Context:
     registry: Registry
     clock: Callable[[], datetime] = utcnow
     _model_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
-    _scorers: dict[tuple[str, str], Scorer] = field(default_factory=dict)
-    _hours_cache: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    _estimators: dict[tuple[str, str, str], tuple[Any, float]] = field(default_factory=dict)
-    _point_estimators: dict[tuple[str, str, str], CBPE] = field(default_factory=dict)
     _profiles: dict[str, ReferenceProfile] = field(default_factory=dict)
-    _prediction_profiles: dict[tuple[str, str], ReferenceProfile] = field(default_factory=dict)
-    _baseline_noise: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    # What is derived from one model version, keyed ``(registered model, version, ...)``; kept per
+    # process and, with the registry's machine cache, on disk for the worker's other processes.
+    _scorers: VersionCache[Scorer] = field(init=False)
+    _hours_cache: VersionCache[list[float]] = field(init=False)
+    _estimators: VersionCache[tuple[Any, float]] = field(init=False)
+    _point_estimators: VersionCache[CBPE] = field(init=False)
+    _prediction_profiles: VersionCache[ReferenceProfile] = field(init=False)
+    _baseline_noise: VersionCache[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._scorers = VersionCache("scorer", self.registry)
+        self._hours_cache = VersionCache("hours", self.registry)
+        self._estimators = VersionCache("estimator", self.registry)
+        self._point_estimators = VersionCache("point-estimator", self.registry)
+        self._prediction_profiles = VersionCache("prediction-profile", self.registry)
+        self._baseline_noise = VersionCache("baseline-noise", self.registry)
 
     @classmethod
     def from_config(
@@ -121,12 +131,19 @@ class Context:
             self._model_cache[key] = self.registry.load_model(name, version)
         return self._model_cache[key]
 
-    def scorer(self, name: str, version: str) -> Scorer:
-        """Scores a window with the version's model (numpy for a plain linear pipeline)."""
+    def score(
+        self, name: str, version: str, rows: pd.DataFrame, features: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Score a window with the version's model (numpy for a plain linear pipeline)."""
         key = (name, version)
         if key not in self._scorers:
             self._scorers[key] = Scorer(self.load_model(name, version))
-        return self._scorers[key]
+        scorer = self._scorers[key]
+        settled = (scorer.verified, scorer.fast is None)
+        out = scorer(rows, features)
+        if (scorer.verified, scorer.fast is None) != settled:
+            self._scorers[key] = scorer  # verified (or dropped): the other processes need not redo it
+        return out
 
     def profile(self, baseline: Baseline) -> ReferenceProfile:
         """The baseline's reference profile, decoded once per process (keyed by the bytes' hash)."""
@@ -152,6 +169,42 @@ class Context:
         if key not in self._hours_cache:
             self._hours_cache[key] = self.registry.training_hours(name)
         return self._hours_cache[key]
+
+
+V = TypeVar("V")
+
+
+class VersionCache(dict[tuple[str, ...], V]):
+    """A dict of what is derived from a model version, keyed ``(registered model, version, ...)``,
+    backed by the registry's machine cache: a key missing here is looked for on disk, and a value
+    set here is written there, so a worker's other processes (and its next start) load it instead
+    of computing it again. A version never changes, so neither does what is derived from it."""
+
+    def __init__(self, kind: str, registry: Registry) -> None:
+        super().__init__()
+        self.kind = kind
+        self.registry = registry
+
+    def _path(self, key: tuple[str, ...]) -> Path | None:
+        return self.registry.local_path(self.kind, key[0], key[1], tuple(key[2:]))
+
+    def __contains__(self, key: object) -> bool:
+        if super().__contains__(key):
+            return True
+        if not isinstance(key, tuple):
+            return False
+        path = self._path(key)
+        value = MISSING if path is None else load_local(path)
+        if value is MISSING:
+            return False
+        super().__setitem__(key, value)
+        return True
+
+    def __setitem__(self, key: tuple[str, ...], value: V) -> None:
+        super().__setitem__(key, value)
+        path = self._path(key)
+        if path is not None:
+            save_local(path, value)
 
 
 @dataclass(frozen=True)
@@ -698,7 +751,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
                 classes = ctx.load_model(cfg.registered_model, version.version).classes_
                 pred = np.asarray(classes)[proba.argmax(axis=1)]
             else:
-                pred, proba = ctx.scorer(cfg.registered_model, version.version)(rows, features)
+                pred, proba = ctx.score(cfg.registered_model, version.version, rows, features)
             perf, estimation_error = _performance(
                 ctx, cfg, policy, version.version, window, baseline, pred, proba, metric, snapshot
             )

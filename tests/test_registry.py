@@ -168,7 +168,7 @@ def test_a_machine_cache_serves_models_and_baselines_to_other_processes(
     first = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
     v = first.log_version(name, _record(3))
     base, model = first.load_baseline(name, v.version), first.load_model(name, v.version)
-    assert len(list(cache.glob("*.pkl"))) == 2
+    assert sorted(f.name.split(".")[1] for f in cache.glob("*.pkl")) == ["baseline", "model", "version"]
 
     second = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
 
@@ -190,3 +190,28 @@ def test_a_machine_cache_serves_models_and_baselines_to_other_processes(
         MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache).load_baseline(name, v.version).metrics
         == base.metrics
     )
+
+
+def test_a_model_registered_again_does_not_get_the_old_models_copies(
+    mlflow_dir: Path, name: str, tmp_path: Path
+) -> None:
+    from controller.service import VersionCache
+
+    uri, artifacts, cache = f"sqlite:///{mlflow_dir / 'mlflow.db'}", str(mlflow_dir / "artifacts"), tmp_path / "cache"
+    reg = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    v = reg.log_version(name, _record(4))
+    derived: VersionCache[float] = VersionCache("noise", reg)
+    assert (name, v.version, "accuracy") not in derived
+    derived[(name, v.version, "accuracy")] = 0.25
+    other: VersionCache[float] = VersionCache("noise", MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache))
+    assert (name, v.version, "accuracy") in other and other[(name, v.version, "accuracy")] == 0.25
+    assert (name, v.version, "roc_auc") not in other
+
+    old = reg.load_baseline(name, v.version)
+    reg.client.delete_registered_model(name)
+    again = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    v2 = again.log_version(name, _record(5))
+    assert v2.version == v.version  # MLflow numbers the new model's versions from 1 again
+    assert old.profile == b"profile-bytes-4" and again.load_baseline(name, v2.version).profile == b"profile-bytes-5"
+    fresh: VersionCache[float] = VersionCache("noise", again)
+    assert (name, v2.version, "accuracy") not in fresh

@@ -131,28 +131,32 @@ class CurrentColumn:
         self.n_rows = len(series)
 
     @cached_property
-    def _factorized(self) -> tuple[np.ndarray, np.ndarray] | None:
-        return factorize_labels(self.series)
+    def _hashed(self) -> tuple[Sample, Family] | None:
+        """An object column's categories and family, from one factorization whose codes are
+        not kept; None for other dtypes and unhashable values."""
+        factorized = factorize_labels(self.series)
+        if factorized is None:
+            return None
+        uniques = factorized[1]
+        return Sample.from_labels(*counts_of(*factorized)), value_family(uniques[0]) if len(uniques) else "other"
 
     @cached_property
     def n_null(self) -> int:
         """Nulls as pandas counts them (infinities are values here)."""
-        kind = self._numpy_kind
+        dtype = self.series.dtype
+        kind = dtype.kind if isinstance(dtype, np.dtype) else ""
         if kind in ("b", "i", "u"):
             return 0
         if kind == "f":
             # every value finite (read anyway by both checks): no NaN to count
             return 0 if len(self.finite) == self.n_rows else int(np.isnan(self.series.to_numpy()).sum())
-        if self._factorized is not None:
-            return self.n_rows - self.labels.n
+        if self._hashed is not None:
+            return self.n_rows - self._hashed[0].n
         return int(self.series.isna().sum())
 
     @cached_property
     def family(self) -> Family:
-        if self._factorized is not None:
-            uniques = self._factorized[1]
-            return value_family(uniques[0]) if len(uniques) else "other"
-        return dtype_family(self.series)
+        return self._hashed[1] if self._hashed is not None else dtype_family(self.series)
 
     @cached_property
     def inferred_kind(self) -> Kind:
@@ -161,23 +165,18 @@ class CurrentColumn:
     @cached_property
     def labels(self) -> Sample:
         """The non-null values as categories (``Sample.from_values(series, "categorical")``)."""
-        if self._factorized is None:
-            return Sample.from_labels(*label_counts(self.series))
-        return Sample.from_labels(*counts_of(*self._factorized))
-
-    @property
-    def _numpy_kind(self) -> str:
-        dtype = self.series.dtype
-        return dtype.kind if isinstance(dtype, np.dtype) else ""
+        return self._hashed[0] if self._hashed is not None else Sample.from_labels(*label_counts(self.series))
 
     @cached_property
     def finite(self) -> np.ndarray:
         """The finite values as float64, in row order."""
         return finite_floats(self.series)
 
-    @cached_property
+    @property
     def numbers(self) -> Sample:
-        """The finite values as numbers (``Sample.from_values(series, "numerical")``)."""
+        """The finite values as numbers (``Sample.from_values(series, "numerical")``). Not kept:
+        only the drift test reads it, once, and a window shared by several checks should not
+        hold every column's sorted copy."""
         return Sample.from_numbers(self.finite, is_integer_column(self.series))
 
 
@@ -185,24 +184,29 @@ class CurrentWindow:
     """A current window and the readings of its columns, to pass to several checks.
 
     ``check_quality`` and ``detect_drift`` accept one in place of the DataFrame; handing both
-    the same window reads each column once instead of twice.
+    the same window reads each column once instead of twice. A check given a bare DataFrame
+    reads it through a window that keeps nothing (``keep=False``): each column's arrays are
+    freed before the next column is read, so the allocator reuses warm memory.
     """
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, *, keep: bool = True) -> None:
         self.frame = frame
+        self.keep = keep
         self._columns: dict[str, CurrentColumn] = {}
 
     def __len__(self) -> int:
         return len(self.frame)
 
     def column(self, name: str) -> CurrentColumn:
+        if not self.keep:
+            return CurrentColumn(self.frame[name])
         if name not in self._columns:
             self._columns[name] = CurrentColumn(self.frame[name])
         return self._columns[name]
 
 
 def as_window(current: pd.DataFrame | CurrentWindow) -> CurrentWindow:
-    return current if isinstance(current, CurrentWindow) else CurrentWindow(current)
+    return current if isinstance(current, CurrentWindow) else CurrentWindow(current, keep=False)
 
 
 @dataclass(frozen=True, eq=False)

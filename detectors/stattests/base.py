@@ -158,11 +158,11 @@ def runs(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     [[1.0, 2.0, 5.0], [2, 1, 3]]
     """
     n = len(ordered)
-    starts = np.empty(n, dtype=bool)
-    starts[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
     if n == 0:
         return ordered, np.zeros(0, dtype=np.int64)
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
     first = np.flatnonzero(starts)
     return ordered[first], diffs(first, None, n)
 

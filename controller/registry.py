@@ -306,6 +306,14 @@ class MlflowRegistry:
             )
         return self._versions[key]
 
+    def _forget_version(self, name: str, version: str) -> None:
+        self._versions.pop((name, version), None)
+        self._recent.pop((name, version), None)
+        for what in ("version", "baseline"):
+            path = self.local_path(what, name, version)
+            if path is not None:
+                path.unlink(missing_ok=True)
+
     def local_path(self, what: str, name: str, version: str, extra: tuple[Any, ...] = ()) -> Path | None:
         """Where the machine cache keeps ``what`` of a version (None without ``cache_dir``).
 
@@ -378,12 +386,16 @@ class MlflowRegistry:
         try:
             baseline = self._local_copy("baseline", name, version, lambda: self._fetch_baseline(name, version, run_id))
         except GiveUp:
-            # a baseline attached later is then seen (its run is named by a version tag)
-            self._versions.pop((name, version), None)
-            path = self.local_path("version", name, version)
-            if path is not None:
-                path.unlink(missing_ok=True)
-            raise
+            # The version as first read may predate a baseline attached since (a version tag names
+            # its run): read it again before giving up.
+            self._forget_version(name, version)
+            fresh = self._call(lambda: self.client.get_model_version(name, version))
+            fresh_run = fresh.tags.get(BASELINE_RUN_TAG) or fresh.run_id
+            if fresh_run == run_id:
+                raise
+            baseline = self._local_copy(
+                "baseline", name, version, lambda: self._fetch_baseline(name, version, fresh_run)
+            )
         self._baselines[(name, version)] = baseline
         return baseline
 
@@ -497,6 +509,7 @@ class MlflowRegistry:
         self._forget(name)
         self._call(lambda: self.client.set_model_version_tag(name, version, BASELINE_RUN_TAG, run.info.run_id))
         self._baselines.pop((name, version), None)
+        self._forget_version(name, version)
         return str(run.info.run_id)
 
     def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str:

@@ -53,7 +53,7 @@ from detectors.estimation import (
 from detectors.evidently_engine import run_evidently
 from detectors.multivariate import domain_classifier_drift
 from detectors.performance import MetricValue, baseline_metrics, higher_is_better, realized_performance
-from detectors.profile import ReferenceProfile, build_profile
+from detectors.profile import CurrentWindow, ReferenceProfile, build_profile
 from detectors.quality import check_quality
 
 EVENT_OF = {Action.TRIGGER: "retrain.triggered", Action.DEFER: "retrain.deferred", Action.VETO: "retrain.vetoed"}
@@ -712,12 +712,13 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     estimation_error = None
 
     signals_extra: dict[str, Any] = {"n_rows": len(rows), "version": version.version}
-    quality = check_quality(profile, rows[[c for c in features if c in rows.columns]])
+    current = rows[[c for c in features if c in rows.columns]]
+    window_columns = CurrentWindow(current)  # each column read once, for quality and drift
+    quality = check_quality(profile, window_columns)
     failures = tuple(quality.failures)
     drift_share, dataset_drift = None, False
     perf = _no_performance(metric, baseline)
     if len(rows):
-        current = rows[[c for c in features if c in rows.columns]]
         if cfg.drift.engine == "evidently":
             # evidently itself, on the reference the profile keeps; its HTML goes to MLflow per check.
             run = run_evidently(profile, current, cfg.drift)
@@ -729,7 +730,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
                 cfg.registered_model, version.version, check_id, {"drift.html": html}
             )
         else:
-            drift = detect_drift(profile, current, cfg.drift)
+            drift = detect_drift(profile, window_columns, cfg.drift)
         drift_share, dataset_drift = drift.drift_share, drift.drifted
         signals_extra["drift"] = drift.to_dict()
         if cfg.multivariate_drift and profile.row_sample is not None and not failures and len(current) >= 30:

@@ -224,6 +224,9 @@ class CheckPoint:
     metric: str | None = None
 
 
+IN_FLIGHT = ("queued", "training", "evaluating")
+
+
 @dataclass(frozen=True)
 class ModelSnapshot:
     """What a check reads about one model's history, in one transaction (see ``Store.model_snapshot``)."""
@@ -337,6 +340,13 @@ class Store:
         with self.session() as s:
             if model_row is not None:
                 self._upsert_model(s, model, *model_row)
+            values = {"model": model, "status": "running", "started_at": now, "request_key": request_key}
+            insert = self._insert_or_skip(CheckRow, "request_key")
+            if request_key is not None and insert is not None:
+                # the usual case, a new key, in one statement; a known key is looked up below
+                new_id = s.execute(insert.values(**values).returning(CheckRow.id)).scalar()
+                if new_id is not None:
+                    return int(new_id), False
             if request_key is not None:
                 row = s.scalar(sa.select(CheckRow).where(CheckRow.request_key == request_key))
                 if row is not None:
@@ -344,10 +354,7 @@ class Store:
                         return row.id, True
                     row.status, row.started_at, row.error = "running", now, None
                     return row.id, False
-            new = CheckRow(model=model, status="running", started_at=now, request_key=request_key)
-            s.add(new)
-            s.flush()
-            return new.id, False
+            return self._insert(s, CheckRow, **values), False
 
     def decision_for_check(self, check_id: int) -> DecisionRow | None:
         with self.session() as s:
@@ -387,18 +394,34 @@ class Store:
         ``estimation_error`` is ``(metric, estimated, realized)`` of this check's window. Returns
         ``(decision_id, retrain_id)``.
         """
+        # Statements, not ORM objects: this runs once per check, for every model.
+        dialect = self.engine.dialect
         with self.session() as s:
-            check = s.get_one(CheckRow, check_id)
-            check.status, check.finished_at, check.version = "done", now, version
-            check.signals = to_jsonable(signals)
-            check.n_rows = signals.get("n_rows")
-            check.drift_share = signals.get("drift_share")
-            check.metric = signals.get("metric")
-            check.metric_value = signals.get("current")
-            check.metric_source = signals.get("source")
-            row = DecisionRow(
+            done = (
+                sa.update(CheckRow)
+                .where(CheckRow.id == check_id)
+                .values(
+                    status="done",
+                    finished_at=now,
+                    version=version,
+                    signals=to_jsonable(signals),
+                    n_rows=signals.get("n_rows"),
+                    drift_share=signals.get("drift_share"),
+                    metric=signals.get("metric"),
+                    metric_value=signals.get("current"),
+                    metric_source=signals.get("source"),
+                )
+            )
+            if dialect.update_returning:
+                model = s.execute(done.returning(CheckRow.model)).scalar_one()
+            else:
+                s.execute(done)
+                model = s.execute(sa.select(CheckRow.model).where(CheckRow.id == check_id)).scalar_one()
+            decision_id = self._insert(
+                s,
+                DecisionRow,
                 check_id=check_id,
-                model=check.model,
+                model=model,
                 version=version,
                 action=decision.action.value,
                 reasons=decision.reason_codes,
@@ -409,24 +432,70 @@ class Store:
                 retry_after=decision.retry_after,
                 needs_approval=decision.needs_approval,
             )
-            s.add(row)
-            s.flush()
             retrain_id = None
             if retrain is not None:
-                run = RetrainRow(model=check.model, decision_id=row.id, created_at=now, updated_at=now, **retrain)
-                s.add(run)
-                s.flush()
-                retrain_id = run.id
-            keys = [key for _, key, _ in outbox]
-            known = set(s.scalars(sa.select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.in_(keys))))
-            for kind, key, payload in outbox:
-                extra = {"decision_id": row.id, "retrain_id": retrain_id}
-                if key not in known:
-                    s.add(self._outbox_row(check.model, kind, key, {**payload, **extra}, now))
+                retrain_id = self._insert(
+                    s, RetrainRow, model=model, decision_id=decision_id, created_at=now, updated_at=now, **retrain
+                )
+            extra = {"decision_id": decision_id, "retrain_id": retrain_id}
+            rows = [
+                {
+                    "kind": kind,
+                    "model": model,
+                    "dedupe_key": key,
+                    "payload": to_jsonable({**payload, **extra}),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for kind, key, payload in outbox
+            ]
+            if rows:
+                self._insert_new_outbox(s, rows)
             if estimation_error is not None:
                 metric, estimated, realized = estimation_error
-                s.add(self._estimation_error_row(check.model, metric, check_id, estimated, realized))
-            return row.id, retrain_id
+                s.execute(
+                    sa.insert(EstimationErrorRow).values(
+                        model=model,
+                        metric=metric,
+                        check_id=check_id,
+                        estimated=estimated,
+                        realized=realized,
+                        abs_error=abs(estimated - realized),
+                    )
+                )
+            return decision_id, retrain_id
+
+    def _insert(self, s: Session, table: type[Base], **values: Any) -> int:
+        """Insert one row; its id."""
+        stmt = sa.insert(table).values(**values)
+        if self.engine.dialect.insert_returning:
+            return int(s.execute(stmt.returning(table.id)).scalar_one())  # type: ignore[attr-defined]
+        result = s.execute(stmt)
+        return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
+
+    def _insert_or_skip(self, table: type[Base], unique: str) -> Any:
+        """``INSERT ... ON CONFLICT (unique) DO NOTHING`` where the database has it, else None."""
+        name = self.engine.dialect.name
+        if name not in ("postgresql", "sqlite"):
+            return None
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if name == "postgresql" else sqlite.insert
+        return insert(table).on_conflict_do_nothing(index_elements=[unique])
+
+    def _insert_new_outbox(self, s: Session, rows: list[dict[str, Any]]) -> None:
+        """Insert outbox rows whose dedupe key is not there yet (a check redone after a crash)."""
+        insert = self._insert_or_skip(OutboxRow, "dedupe_key")
+        if insert is not None:
+            s.execute(insert, rows)
+            return
+        keys = [r["dedupe_key"] for r in rows]
+        known = set(s.scalars(sa.select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.in_(keys))))
+        fresh = [r for r in rows if r["dedupe_key"] not in known]
+        if fresh:
+            s.execute(sa.insert(OutboxRow), fresh)
 
     def _add_outbox(self, s: Session, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
         exists = s.scalar(sa.select(OutboxRow.id).where(OutboxRow.dedupe_key == key))
@@ -492,9 +561,16 @@ class Store:
                     .limit(retrain_limit)
                 )
             )
-            in_flight = s.scalar(
-                sa.select(sa.func.count()).where(
-                    RetrainRow.model == model, RetrainRow.state.in_(["queued", "training", "evaluating"])
+            in_flight: int | None = sum(r.state in IN_FLIGHT for r in retrains)
+            if len(retrains) >= retrain_limit:  # not all of them: count in the store
+                in_flight = s.scalar(
+                    sa.select(sa.func.count()).where(RetrainRow.model == model, RetrainRow.state.in_(IN_FLIGHT))
+                )
+            active = list(
+                s.scalars(
+                    sa.select(OverrideRow)
+                    .where(OverrideRow.model == model, OverrideRow.expires_at > now, OverrideRow.consumed_at.is_(None))
+                    .order_by(OverrideRow.id.desc())
                 )
             )
             budget_rows = s.execute(
@@ -504,8 +580,8 @@ class Store:
             return ModelSnapshot(
                 retrains=retrains,
                 latest_decision=s.scalar(self._latest_decision_q(model)),
-                veto=s.scalar(self._active_override_q(model, "veto", now)),
-                approval=s.scalar(self._active_override_q(model, "approve", now)),
+                veto=next((o for o in active if o.kind == "veto"), None),
+                approval=next((o for o in active if o.kind == "approve"), None),
                 retrain_in_flight=bool(in_flight),
                 spent_this_month=float(spent.get(f"model:{model}") or 0.0),
                 team_spent_this_month=float(spent.get(f"team:{team}") or 0.0) if team else 0.0,
@@ -653,9 +729,7 @@ class Store:
 
     def retrain_in_flight(self, model: str) -> bool:
         with self.session() as s:
-            q = sa.select(sa.func.count()).where(
-                RetrainRow.model == model, RetrainRow.state.in_(["queued", "training", "evaluating"])
-            )
+            q = sa.select(sa.func.count()).where(RetrainRow.model == model, RetrainRow.state.in_(IN_FLIGHT))
             return bool(s.scalar(q))
 
     # budgets --------------------------------------------------------------------------------

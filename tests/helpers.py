@@ -43,6 +43,7 @@ def write_configs(root: Path, data_glob: str, labels: str | None = None, **model
         "store_url": f"sqlite:///{root / 'audit.db'}",
         "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
         "mlflow_artifact_root": str(root / "artifacts"),
+        "cache_dir": str(root / "cache"),
         "policy": {"cooldown_hours": 0, "monthly_budget": 10_000},
     }
     (root / "controller.yaml").write_text(yaml.safe_dump(service))

@@ -261,9 +261,12 @@ def load_window(model: ModelConfig, end: datetime, hours: float | None = None) -
         require_columns(labels, [data.id_column, label], f"labels of {model.name}")
         if len(rows):
             require_columns(rows, [data.id_column], f"data of {model.name}")
-        labels = labels.drop_duplicates(data.id_column, keep="last")
+        ids = pd.Index(labels[data.id_column].to_numpy())
+        if not ids.is_unique:  # a label sent again: the last one counts
+            labels = labels.drop_duplicates(data.id_column, keep="last")
+            ids = pd.Index(labels[data.id_column].to_numpy())
         # A left join on the id, without copying every column of the window as a merge does.
-        arrived = pd.Series(labels[label].to_numpy(), index=labels[data.id_column].to_numpy())
+        arrived = pd.Series(labels[label].to_numpy(), index=ids)
         if label in rows.columns:
             rows = rows.drop(columns=[label])
         rows[label] = arrived.reindex(rows[data.id_column].to_numpy()).to_numpy()

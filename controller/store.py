@@ -13,6 +13,7 @@ Concurrency rules that the workers rely on:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -80,6 +81,9 @@ class CheckRow(Base):
     metric: Mapped[str | None] = mapped_column(String(50))
     metric_value: Mapped[float | None] = mapped_column(Float)
     metric_source: Mapped[str | None] = mapped_column(String(20))
+    metric_baseline: Mapped[float | None] = mapped_column(Float)
+    change_at: Mapped[str | None] = mapped_column(String(40))
+    """When the decay began, as the check's change detector dated it (ISO 8601)."""
     signals: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -410,6 +414,8 @@ class Store:
                     metric=signals.get("metric"),
                     metric_value=signals.get("current"),
                     metric_source=signals.get("source"),
+                    metric_baseline=_finite(signals.get("baseline")),
+                    change_at=signals.get("change_at"),
                 )
             )
             if dialect.update_returning:
@@ -457,12 +463,7 @@ class Store:
                 metric, estimated, realized = estimation_error
                 s.execute(
                     sa.insert(EstimationErrorRow).values(
-                        model=model,
-                        metric=metric,
-                        check_id=check_id,
-                        estimated=estimated,
-                        realized=realized,
-                        abs_error=abs(estimated - realized),
+                        _estimation_error(model, metric, check_id, estimated, realized)
                     )
                 )
             return decision_id, retrain_id
@@ -623,8 +624,8 @@ class Store:
                 CheckRow.version,
                 CheckRow.metric_value,
                 CheckRow.metric_source,
-                CheckRow.signals["baseline"].as_float(),
-                CheckRow.signals["change_at"].as_string(),
+                CheckRow.metric_baseline,
+                CheckRow.change_at,
                 CheckRow.metric,
                 CheckRow.status,
             )
@@ -900,20 +901,7 @@ class Store:
         self, model: str, metric: str, check_id: int | None, estimated: float, realized: float
     ) -> None:
         with self.session() as s:
-            s.add(self._estimation_error_row(model, metric, check_id, estimated, realized))
-
-    @staticmethod
-    def _estimation_error_row(
-        model: str, metric: str, check_id: int | None, estimated: float, realized: float
-    ) -> EstimationErrorRow:
-        return EstimationErrorRow(
-            model=model,
-            metric=metric,
-            check_id=check_id,
-            estimated=estimated,
-            realized=realized,
-            abs_error=abs(estimated - realized),
-        )
+            s.add(EstimationErrorRow(**_estimation_error(model, metric, check_id, estimated, realized)))
 
     def estimation_errors(self, model: str, metric: str, limit: int = 20) -> list[float]:
         with self.session() as s:
@@ -927,6 +915,23 @@ class Store:
             .order_by(EstimationErrorRow.id.desc())
             .limit(limit)
         )
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _estimation_error(
+    model: str, metric: str, check_id: int | None, estimated: float, realized: float
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "metric": metric,
+        "check_id": check_id,
+        "estimated": estimated,
+        "realized": realized,
+        "abs_error": abs(estimated - realized),
+    }
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

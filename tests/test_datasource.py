@@ -51,6 +51,20 @@ def test_labels_join_by_id_with_partial_coverage_and_delay(tmp_path: Path) -> No
     assert 0 < young.n_labeled < 200
 
 
+def test_a_label_sent_again_counts_once_and_the_last_one_wins(tmp_path: Path) -> None:
+    rows = _files(tmp_path)
+    labels = rows.iloc[500:510][["id", "label"]].copy()
+    corrected = labels.iloc[:3].assign(label=1 - labels["label"].iloc[:3])  # sent again, corrected
+    pd.concat([labels, corrected], ignore_index=True).to_parquet(tmp_path / "labels.parquet")
+    path = write_configs(tmp_path, "data/*", labels="labels.parquet")
+    window = load_window(load_models(load_service_config(path, env={}))["m1"], T0 + timedelta(days=14))
+    assert window.n_labeled == 10
+    got = window.labeled.set_index("id")["label"]
+    assert (got.loc[corrected["id"]].to_numpy() == corrected["label"].to_numpy()).all()
+    rest = labels.iloc[3:]
+    assert (got.loc[rest["id"]].to_numpy() == rest["label"].to_numpy()).all()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_sql_source_reads_a_time_range(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     url = f"sqlite:///{tmp_path / 'prod.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from controller.decision import Action, Decision, Numbers, Reason
 from controller.store import ModelRow, Store
@@ -213,3 +214,28 @@ def test_last_check_is_the_newest_checks_time_status_and_key(store: Store) -> No
     store.start_check("m", NOW)
     newest = store.checks("m", limit=1)[0]
     assert store.last_check("m") == (newest.started_at, newest.status, newest.request_key) == (NOW, "running", None)
+
+
+def test_migration_0002_moves_the_history_fields_of_existing_checks_into_columns(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    store = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parents[1] / "controller" / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", store.url)
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        signals = '{"baseline": 0.9, "change_at": "2026-11-20T00:00:00+00:00", "current": 0.8}'
+        conn.execute(
+            sa.text(
+                "INSERT INTO checks (model, status, started_at, metric, metric_value, metric_source, signals) "
+                "VALUES ('m', 'done', '2026-11-28 12:00:00', 'accuracy', 0.8, 'realized', :s)"
+            ),
+            {"s": signals},
+        )
+    store.migrate()
+    [point] = store.check_history("m")
+    assert (point.baseline, point.change_at, point.metric_value) == (0.9, "2026-11-20T00:00:00+00:00", 0.8)
+    store.dispose()

@@ -98,21 +98,21 @@ def load_local(path: Path) -> Any:
     try:
         with path.open("rb") as f:
             return pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError):
+    except Exception:  # not there, cut short, or from another version of a library: fetch it again
         return MISSING
 
 
 def save_local(path: Path, value: Any) -> None:
     """Write a pickle into the machine cache whole or not at all; a full or read-only disk only
     costs the next process a fetch."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with tmp.open("wb") as f:
             pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
-        pass
+    except Exception:  # a full disk, or a value that does not pickle: the next process computes it
+        tmp.unlink(missing_ok=True)
 
 
 def changed_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:
@@ -247,7 +247,7 @@ class MlflowRegistry:
         self.bulk_seconds = bulk_seconds
         self._listing: tuple[float, dict[str, Any]] | None = None
         # A version's number and run never change: read once per process.
-        self._versions: dict[tuple[str, str], Any] = {}
+        self._versions: dict[tuple[str, str], VersionInfo] = {}
         # A version's model and baseline never change either: with ``cache_dir``, the first
         # process of a machine to fetch them from MLflow leaves a copy that the others load.
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -295,15 +295,15 @@ class MlflowRegistry:
                 break
         return found
 
-    def _version(self, name: str, version: str) -> Any:
+    def _version(self, name: str, version: str) -> VersionInfo:
         key = (name, version)
         if key not in self._versions:
-            self._versions[key] = self._local_copy(
-                "version",
-                name,
-                version,
-                lambda: self._cached(key, lambda: self.client.get_model_version(name, version)),
-            )
+
+            def fetch() -> VersionInfo:
+                mv = self._cached(key, lambda: self.client.get_model_version(name, version))
+                return VersionInfo(name, str(mv.version), mv.run_id, dict(mv.tags), tuple(mv.aliases))
+
+            self._versions[key] = self._local_copy("version", name, version, fetch)
         return self._versions[key]
 
     def _forget_version(self, name: str, version: str) -> None:
@@ -353,8 +353,7 @@ class MlflowRegistry:
         version = self._registered(name).aliases.get(alias)
         if version is None:
             return None
-        mv = self._version(name, str(version))
-        return VersionInfo(name, str(mv.version), mv.run_id, dict(mv.tags), tuple(mv.aliases))
+        return self._version(name, str(version))
 
     def model_tags(self, name: str) -> dict[str, str]:
         return dict(self._registered(name).tags)

@@ -215,3 +215,16 @@ def test_a_model_registered_again_does_not_get_the_old_models_copies(
     assert old.profile == b"profile-bytes-4" and again.load_baseline(name, v2.version).profile == b"profile-bytes-5"
     fresh: VersionCache[float] = VersionCache("noise", again)
     assert (name, v2.version, "accuracy") not in fresh
+
+
+def test_the_machine_cache_never_breaks_a_check(tmp_path: Path) -> None:
+    from controller.registry import MISSING, load_local, save_local
+
+    path = tmp_path / "cache" / "x.scorer.pkl"
+    save_local(path, lambda: None)  # does not pickle: nothing written, no temporary file left
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert load_local(path) is MISSING
+    path.write_bytes(b"\x80\x05truncated")
+    assert load_local(path) is MISSING
+    save_local(path, {"a": 1})
+    assert load_local(path) == {"a": 1}

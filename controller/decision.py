@@ -308,7 +308,7 @@ def decide(
         Action.TRIGGER,
         [Reason.PAYS],
         f"{signals.metric} dropped {drop:.2f} points ({signals.source}), costing {loss:,.0f}/day; "
-        f"a retrain at {cost:,.0f} recovers {recovery:,.0f} over {cycle:g} days "
+        f"a retrain at {cost:,.0f} recovers {recovery:,.0f} over {round(cycle, 1):g} days "
         f"(net {net:,.0f}, ROI {roi:.2f}).",
     )
 

@@ -355,19 +355,26 @@ def measure_checks(
         shutil.rmtree(work / f"cache-{schema}", ignore_errors=True)
 
 
-def measure_in_process(work: Path, repeats: int = 3) -> dict[str, float]:
-    """One check in this process (no Celery, SQLite store): the cost the workers pay per check."""
-    from controller.service import Context, run_check
+def local_context(work: Path, name: str) -> Any:
+    """A ``Context`` in this process: a fresh SQLite audit store and machine cache, the local registry."""
+    from controller.service import Context
 
+    (work / f"{name}-audit.db").unlink(missing_ok=True)
     config = write_config(
         work,
-        f"sqlite:///{work / 'inprocess-audit.db'}",
+        f"sqlite:///{work / f'{name}-audit.db'}",
         f"sqlite:///{work / 'mlflow.db'}",
-        "controller-inprocess.yaml",
-        cache_dir=fresh_cache(work / "cache-inprocess"),
+        f"controller-{name}.yaml",
+        cache_dir=fresh_cache(work / f"cache-{name}"),
     )
-    (work / "inprocess-audit.db").unlink(missing_ok=True)
-    ctx = Context.from_config(config)
+    return Context.from_config(config)
+
+
+def measure_in_process(work: Path, repeats: int = 3) -> dict[str, float]:
+    """One check in this process (no Celery, SQLite store): the cost the workers pay per check."""
+    from controller.service import run_check
+
+    ctx = local_context(work, "inprocess")
     run_check(ctx, "m00000")  # warms the caches of this process, as a long-running worker has them
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -390,17 +397,9 @@ def profile_in_process(work: Path, n: int, checks: int, top: int = 25) -> dict[s
     import cProfile
     import pstats
 
-    from controller.service import Context, run_check
+    from controller.service import run_check
 
-    config = write_config(
-        work,
-        f"sqlite:///{work / 'profile-audit.db'}",
-        f"sqlite:///{work / 'mlflow.db'}",
-        "controller-profile.yaml",
-        cache_dir=fresh_cache(work / "cache-profile"),
-    )
-    (work / "profile-audit.db").unlink(missing_ok=True)
-    ctx = Context.from_config(config)
+    ctx = local_context(work, "profile")
     names = [f"m{i:05d}" for i in range(n)]
     now = utcnow()
     run_check(ctx, names[-1], now=now)  # imports, connections: paid once per worker process

@@ -51,7 +51,6 @@ def _read_file(
     time_column: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
-    columns: list[str] | None = None,
 ) -> tuple[pd.DataFrame, bool]:
     """:func:`read_table`, and whether the rows are already cut to ``[start, end)``."""
     p = Path(path)
@@ -60,16 +59,16 @@ def _read_file(
     kind = fmt if fmt != "auto" else ("csv" if p.suffix.lower() in {".csv", ".txt"} else "parquet")
     try:
         if kind == "csv":
-            return pd.read_csv(p, usecols=columns), False
+            return pd.read_csv(p), False
         parquet = pq.ParquetFile(p)
         filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
         if filters is None:
-            return parquet.read(columns=columns).to_pandas(), False
+            return parquet.read().to_pandas(), False
         if parquet.metadata.num_row_groups == 1 and time_column is not None:
             # one row group: nothing to skip; a mask on the decoded table costs less than a dataset scan
-            table = parquet.read(columns=columns)
+            table = parquet.read()
             return _cut(table, time_column, start, end).to_pandas(), True
-        return pd.read_parquet(p, filters=filters, columns=columns), True
+        return pd.read_parquet(p, filters=filters), True
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
 

@@ -238,9 +238,6 @@ def primary_metric(cfg: ModelConfig) -> str:
     return "accuracy" if cfg.task == "classification" else "mae"
 
 
-score = sklearn_scores
-
-
 def scores_frame(y_true: Any, pred: np.ndarray, proba: np.ndarray | None, classes: Sequence[Any]) -> pd.DataFrame:
     out = pd.DataFrame({"y_true": np.asarray(y_true), "y_pred": pred})
     if proba is not None:
@@ -263,7 +260,7 @@ def build_baseline(
 ) -> Baseline:
     """Reference profile of the training inputs, metrics and scores on a labeled holdout."""
     profile = build_profile(reference[list(features)], categorical=tuple(cfg.drift.categorical))
-    pred, proba = score(model, holdout, features)
+    pred, proba = sklearn_scores(model, holdout, features)
     y = holdout[cfg.data.label_column].to_numpy()
     classes = list(getattr(model, "classes_", []))
     metrics = baseline_metrics(y, pred, _proba_for_metrics(proba), cfg.task)
@@ -276,7 +273,7 @@ def build_baseline(
 
 
 def metric_on(cfg: ModelConfig, model: Any, rows: pd.DataFrame, features: Sequence[str], metric: str) -> float | None:
-    pred, proba = score(model, rows, features)
+    pred, proba = sklearn_scores(model, rows, features)
     rep = realized_performance(
         rows[cfg.data.label_column].to_numpy(),
         pred,

@@ -292,12 +292,6 @@ class Store:
         self._model_rows.update(s.info.get("model_rows", {}))  # only once the transaction committed
 
     # models -------------------------------------------------------------------------------
-    def upsert_model(
-        self, name: str, registered_model: str, owner: str | None, team: str | None, business_purpose: str | None
-    ) -> None:
-        with self.session() as s:
-            self._upsert_model(s, name, registered_model, owner, team, business_purpose)
-
     def _upsert_model(
         self,
         s: Session,
@@ -444,28 +438,14 @@ class Store:
                     s, RetrainRow, model=model, decision_id=decision_id, created_at=now, updated_at=now, **retrain
                 )
             extra = {"decision_id": decision_id, "retrain_id": retrain_id}
-            rows = [
-                {
-                    "kind": kind,
-                    "model": model,
-                    "dedupe_key": key,
-                    "payload": to_jsonable({**payload, **extra}),
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for kind, key, payload in outbox
-            ]
+            rows = [_outbox_values(model, kind, key, {**payload, **extra}, now) for kind, key, payload in outbox]
             if rows:
                 self._insert_new_outbox(s, rows)
             if estimation_error is not None:
                 metric, estimated, realized = estimation_error
-                s.execute(
-                    sa.insert(EstimationErrorRow).values(
-                        _estimation_error(model, metric, check_id, estimated, realized)
-                    )
-                )
+                abs_error = abs(estimated - realized)
+                values = {"model": model, "metric": metric, "check_id": check_id, "abs_error": abs_error}
+                s.execute(sa.insert(EstimationErrorRow).values(estimated=estimated, realized=realized, **values))
             return decision_id, retrain_id
 
     def _insert(self, s: Session, table: type[Base], **values: Any) -> int:
@@ -498,24 +478,14 @@ class Store:
         if fresh:
             s.execute(sa.insert(OutboxRow), fresh)
 
-    def _add_outbox(self, s: Session, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
-        exists = s.scalar(sa.select(OutboxRow.id).where(OutboxRow.dedupe_key == key))
-        if exists is None:
-            s.add(self._outbox_row(model, kind, key, payload, now))
-
-    @staticmethod
-    def _outbox_row(model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> OutboxRow:
-        return OutboxRow(
-            kind=kind, model=model, dedupe_key=key, payload=to_jsonable(payload), next_attempt_at=now, created_at=now
-        )
-
     def enqueue(self, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
-        """Add one outbox item outside a decision (retrain progress, cost anomalies)."""
+        """Add one outbox item outside a decision (retrain progress, cost anomalies); a key already
+        there (enqueued concurrently, or before a crash) is kept once."""
         try:
             with self.session() as s:
-                self._add_outbox(s, model, kind, key, payload, now)
+                self._insert_new_outbox(s, [_outbox_values(model, kind, key, payload, now)])
         except IntegrityError:
-            pass  # the same key was enqueued concurrently: once is enough
+            pass  # a database without ON CONFLICT: the same key was enqueued concurrently
 
     def decisions(self, model: str | None = None, limit: int = 50) -> list[DecisionRow]:
         with self.session() as s:
@@ -657,20 +627,6 @@ class Store:
                 q = q.where(CheckRow.version == version)
             rows = s.execute(q.order_by(CheckRow.id.desc()).limit(limit)).all()
             return [(t, float(v)) for t, v in reversed(rows) if v is not None]
-
-    def metric_history(self, model: str, metric: str, limit: int = 50, version: str | None = None) -> list[float]:
-        """Past values of a metric for a model (optionally one version), oldest first."""
-        with self.session() as s:
-            q = sa.select(CheckRow.metric_value).where(
-                CheckRow.model == model,
-                CheckRow.metric == metric,
-                CheckRow.metric_value.is_not(None),
-                CheckRow.status == "done",
-            )
-            if version is not None:
-                q = q.where(CheckRow.version == version)
-            q = q.order_by(CheckRow.id.desc()).limit(limit)
-            return [float(v) for v in reversed(list(s.scalars(q))) if v is not None]
 
     # retrains -------------------------------------------------------------------------------
     def create_retrain(self, model: str, decision_id: int | None, key: str, **fields: Any) -> int | None:
@@ -897,12 +853,6 @@ class Store:
             return list(s.scalars(q))
 
     # estimation errors ----------------------------------------------------------------------
-    def record_estimation_error(
-        self, model: str, metric: str, check_id: int | None, estimated: float, realized: float
-    ) -> None:
-        with self.session() as s:
-            s.add(EstimationErrorRow(**_estimation_error(model, metric, check_id, estimated, realized)))
-
     def estimation_errors(self, model: str, metric: str, limit: int = 20) -> list[float]:
         with self.session() as s:
             return [float(v) for v in s.scalars(self._estimation_errors_q(model, metric, limit))]
@@ -921,16 +871,16 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def _estimation_error(
-    model: str, metric: str, check_id: int | None, estimated: float, realized: float
-) -> dict[str, Any]:
+def _outbox_values(model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {
+        "kind": kind,
         "model": model,
-        "metric": metric,
-        "check_id": check_id,
-        "estimated": estimated,
-        "realized": realized,
-        "abs_error": abs(estimated - realized),
+        "dedupe_key": key,
+        "payload": to_jsonable(payload),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,16 +161,24 @@ def test_bulk_listing_serves_many_models_in_one_call_and_sees_moves_after_it_exp
     assert reg.resolve(name, "champion").version == v1.version and singles == [name]
 
 
+def _machine(mlflow_dir: Path, cache: Path) -> Callable[[], MlflowRegistry]:
+    """A registry of the module's MLflow store with a machine cache: one per simulated process."""
+    return lambda: MlflowRegistry(
+        f"sqlite:///{mlflow_dir / 'mlflow.db'}", artifact_root=str(mlflow_dir / "artifacts"), cache_dir=cache
+    )
+
+
 def test_a_machine_cache_serves_models_and_baselines_to_other_processes(
     mlflow_dir: Path, name: str, tmp_path: Path
 ) -> None:
-    uri, artifacts, cache = f"sqlite:///{mlflow_dir / 'mlflow.db'}", str(mlflow_dir / "artifacts"), tmp_path / "cache"
-    first = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    cache = tmp_path / "cache"
+    cached = _machine(mlflow_dir, cache)
+    first = cached()
     v = first.log_version(name, _record(3))
     base, model = first.load_baseline(name, v.version), first.load_model(name, v.version)
     assert sorted(f.name.split(".")[1] for f in cache.glob("*.pkl")) == ["baseline", "model", "version"]
 
-    second = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    second = cached()
 
     def no_fetch(*_: Any) -> Any:
         raise AssertionError("fetched from MLflow although the machine has a copy")
@@ -184,12 +192,9 @@ def test_a_machine_cache_serves_models_and_baselines_to_other_processes(
 
     for f in cache.glob("*.baseline.pkl"):
         f.write_bytes(b"not a pickle")  # a damaged copy is fetched again and replaced
-    third = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    third = cached()
     assert third.load_baseline(name, v.version).profile == base.profile
-    assert (
-        MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache).load_baseline(name, v.version).metrics
-        == base.metrics
-    )
+    assert cached().load_baseline(name, v.version).metrics == base.metrics
 
 
 def test_a_model_registered_again_does_not_get_the_old_models_copies(
@@ -197,19 +202,19 @@ def test_a_model_registered_again_does_not_get_the_old_models_copies(
 ) -> None:
     from controller.service import VersionCache
 
-    uri, artifacts, cache = f"sqlite:///{mlflow_dir / 'mlflow.db'}", str(mlflow_dir / "artifacts"), tmp_path / "cache"
-    reg = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    cached = _machine(mlflow_dir, tmp_path / "cache")
+    reg = cached()
     v = reg.log_version(name, _record(4))
     derived: VersionCache[float] = VersionCache("noise", reg)
     assert (name, v.version, "accuracy") not in derived
     derived[(name, v.version, "accuracy")] = 0.25
-    other: VersionCache[float] = VersionCache("noise", MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache))
+    other: VersionCache[float] = VersionCache("noise", cached())
     assert (name, v.version, "accuracy") in other and other[(name, v.version, "accuracy")] == 0.25
     assert (name, v.version, "roc_auc") not in other
 
     old = reg.load_baseline(name, v.version)
     reg.client.delete_registered_model(name)
-    again = MlflowRegistry(uri, artifact_root=artifacts, cache_dir=cache)
+    again = cached()
     v2 = again.log_version(name, _record(5))
     assert v2.version == v.version  # MLflow numbers the new model's versions from 1 again
     assert old.profile == b"profile-bytes-4" and again.load_baseline(name, v2.version).profile == b"profile-bytes-5"

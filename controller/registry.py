@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -34,6 +35,8 @@ from typing import Any, Protocol, TypeVar, cast
 import pandas as pd
 
 from controller.errors import GiveUp, RetryLater
+
+log = logging.getLogger(__name__)
 
 BASELINE_DIR = "retrain_baseline"
 BASELINE_RUN_TAG = "retrain.baseline_run"
@@ -111,8 +114,21 @@ def save_local(path: Path, value: Any) -> None:
         with tmp.open("wb") as f:
             pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
-    except Exception:  # a full disk, or a value that does not pickle: the next process computes it
-        tmp.unlink(missing_ok=True)
+    except OSError as exc:  # a full or read-only disk: say so once per folder, and work without it
+        _discard(tmp)
+        if path.parent not in _UNWRITABLE:
+            _UNWRITABLE.add(path.parent)
+            log.warning("machine cache %s is not writable (%s): every process fetches from MLflow", path.parent, exc)
+    except Exception:  # a value that does not pickle: the next process computes it again
+        _discard(tmp)
+
+
+_UNWRITABLE: set[Path] = set()
+
+
+def _discard(path: Path) -> None:
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def changed_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:

@@ -233,3 +233,16 @@ def test_the_machine_cache_never_breaks_a_check(tmp_path: Path) -> None:
     assert load_local(path) is MISSING
     save_local(path, {"a": 1})
     assert load_local(path) == {"a": 1}
+
+
+def test_an_unwritable_machine_cache_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from controller.registry import MISSING, load_local, save_local
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    with caplog.at_level("WARNING", logger="controller.registry"):
+        save_local(blocker / "a.model.pkl", {"a": 1})
+        save_local(blocker / "b.model.pkl", {"b": 2})
+    assert load_local(blocker / "a.model.pkl") is MISSING
+    warnings = [r.getMessage() for r in caplog.records if "not writable" in r.getMessage()]
+    assert len(warnings) == 1 and str(blocker) in warnings[0]

@@ -51,6 +51,7 @@ from controller.economics import (
     precision_weighted,
     recovery_probability,
     regime_days,
+    regime_remaining,
     retrain_cost,
 )
 from controller.errors import DataError, UserError
@@ -499,8 +500,20 @@ def controller_schedule(
             if clean[s] and len(history[s])
         ]
         levels = [float(np.mean(h - decay * np.arange(len(h)))) for h in fresh]
-        baseline = float(np.median(levels)) if levels else None
         current = history[serving]
+        if (
+            clean[serving]
+            and len(current)
+            and len(levels) >= 2
+            and _starts_after_change(matrix, serving, levels[-1] - float(np.median(levels[:-1])), decay, task)
+        ):
+            # fitted on a clean window just before a change: the jump is between versions, where the
+            # version's own history cannot show it, and its level is no fresh level
+            changes.add(serving)
+            clean[serving] = False
+            fresh.pop()
+            levels.pop()
+        baseline = float(np.median(levels)) if levels else None
         if baseline is not None and len(current) >= 2:
             # the noisier end of the series sets the bar, so a high error level does not fake jumps
             worst = serving + int(np.argmax(current))
@@ -522,6 +535,7 @@ def controller_schedule(
             "window_fresh_share": fresh_share,
             "fresh_window_in_days": fresh_in,
             "regime_days": regime_days(sorted(changes), float(t), float(k)),
+            "regime_remaining": regime_remaining(sorted(changes), float(t)),
         }
         metric = "error_rate" if task == "classification" else "mae"
         if baseline is None or (not len(current) and shift is None):
@@ -616,6 +630,13 @@ def _estimated_shift(
     if not (math.isfinite(acc.estimate) and math.isfinite(ref_acc)):
         return None
     return ref_acc - acc.estimate, ref_acc - acc.upper, ref_acc - acc.lower
+
+
+def _starts_after_change(matrix: ErrorMatrix, version: int, jump: float, decay: float, task: str) -> bool:
+    """Whether a version's first chunk (``jump`` points above the other fresh levels) follows a change."""
+    n = matrix.chunk_rows
+    sd = 100.0 * _chunk_sd(matrix.errors[version, version], matrix.squares[version, version], n, task)
+    return change_point([0.0, jump], sd, decay) == 1
 
 
 def _until_break(start: int, length: int, changes: set[int]) -> int:

@@ -76,6 +76,10 @@ class Signals:
     """Expected days until the data changes again (:func:`controller.economics.regime_days`), the mean of an
     exponential wait: a retrain's value lasts no longer than the regime it learns, so it is counted over
     the expected part of its cycle that the regime lasts; ``None`` = no change seen."""
+    regime_remaining: tuple[float, ...] = ()
+    """Days each past regime that outlasted the current one's age went on beyond it
+    (:func:`controller.economics.regime_remaining`): when given, the current regime is expected to end
+    like one of them, each as likely, instead of after the exponential wait of ``regime_days``."""
     challenger_version: str | None = None
     """A registered version (e.g. a recent challenger) scored on the current data, for the reuse check."""
     challenger_current: float | None = None
@@ -177,7 +181,8 @@ def decide(
     retirement and, when fresh models themselves decay at ``b`` per day (money lost per day, per
     day), by the renewal cycle ``sqrt(2 C / b)`` after which the next retrain would come anyway; when
     the data changes now and then, the part of that span the retrained model's regime is expected to
-    last (the next change comes after an exponential time of mean ``regime_days``). A retrain at cost
+    last (the next change comes as one of the past regimes that outlasted the current one's age ended,
+    ``regime_remaining``, or else after an exponential time of mean ``regime_days``). A retrain at cost
     ``C`` that recovers the current loss ``l`` per day with chance ``p``
     - pays when ``p l L`` beats ``C (1 + min_roi)``, and
     - is due when ``l >= b L``: the loss already exceeds what the fresh model would lose by the end
@@ -195,11 +200,13 @@ def decide(
     # the model keeps serving at least until the next check: what is at stake is the drop one day ahead
     ahead = loss_per_day(cfg, drop + decay_points) if cfg and drop > 0 else 0.0
     horizon = _horizon(state, policy)
-    cycle = _cycle(cost, decay, horizon, signals.regime_days)
+    left = signals.regime_remaining
+    cycle = _cycle(cost, decay, horizon, signals.regime_days, left)
     # the fresh-window rule weighs a stale window's residual up to the forecast change itself, not over
     # the expected cycle: window_residual is a rough guess, and over the shorter span it took stale
     # windows a chunk early (docs/controller.md, the money rule)
-    span = min(_cycle(cost, decay, horizon), horizon if signals.regime_days is None else signals.regime_days)
+    change_in = sum(left) / len(left) if left else signals.regime_days
+    span = min(_cycle(cost, decay, horizon), horizon if change_in is None else change_in)
     residual = window_residual(signals.window_fresh_share)
     recovery = p * ahead * (1.0 - residual) * cycle
     net = recovery - cost
@@ -368,19 +375,27 @@ def _horizon(state: ModelState, policy: PolicyConfig) -> float:
     return max(min(limits), 0.0)
 
 
-def _cycle(cost: float, decay: float, horizon: float, regime: float | None = None) -> float:
+def _cycle(
+    cost: float, decay: float, horizon: float, regime: float | None = None, remaining: tuple[float, ...] = ()
+) -> float:
     """Expected days a retrain's value lasts: until the next retrain of a decaying model, at most the
     horizon, and no longer than the regime it learns.
 
     The regime forecast is a mean (changes as a Poisson process, :func:`controller.economics.regime_days`):
     the next change comes after an exponential time ``T`` of that mean, so the value lasts ``min(T, cap)``
     days, whose expectation ``regime x (1 - exp(-cap / regime))`` is below ``min(regime, cap)``. Capping
-    at the mean instead would count a lucky long regime that the forecast does not promise.
+    at the mean instead would count a lucky long regime that the forecast does not promise. When past
+    regimes that outlasted the current one's age are known, the regime ends as one of them did:
+    ``T`` is each of their ``remaining`` days, equally likely.
 
     >>> _cycle(50.0, 4.0, 30.0), _cycle(50.0, 0.0, 30.0), round(_cycle(50.0, 0.0, 30.0, regime=30.0), 2)
     (5.0, 30.0, 18.96)
+    >>> _cycle(50.0, 0.0, 30.0, regime=30.0, remaining=(8.0, 40.0))
+    19.0
     """
     cap = horizon if decay <= 0 else min(horizon, (2.0 * cost / decay) ** 0.5)
+    if remaining:
+        return sum(min(r, cap) for r in remaining) / len(remaining)
     if regime is None:
         return cap
     if regime <= 0:

@@ -9,6 +9,7 @@ Loss per day of a drop of ``d`` points = ``d x value_per_point x traffic_per_day
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -193,6 +194,29 @@ def regime_days(changes: Sequence[float], now: float, since: float = 0.0) -> flo
     if not past:
         return None
     return (now - since) / len(past)
+
+
+def regime_remaining(changes: Sequence[float], now: float) -> tuple[float, ...]:
+    """How much longer each past regime that outlasted the current one's age went on.
+
+    A regime is the stretch between two consecutive changes (the first change closes no regime: its
+    start was not seen). Each regime longer than the current one's age so far (``now`` minus the last
+    change) says the current regime has that much less than its length left: read together, what the
+    regimes seen say about the current one at its age, not only their mean. Empty before two changes
+    or when the current regime has outlasted every regime seen: then they say nothing about it.
+
+    >>> regime_remaining([10.0, 20.0], now=24.0)
+    (6.0,)
+    >>> regime_remaining([12.0, 24.0, 30.0], now=34.0)
+    (8.0, 2.0)
+    >>> regime_remaining([10.0, 20.0], now=31.0)
+    ()
+    """
+    past = sorted(c for c in changes if c <= now)
+    if not past:
+        return ()
+    age = now - past[-1]
+    return tuple(b - a - age for a, b in itertools.pairwise(past) if b - a > age)
 
 
 def precision_weighted(measured: float, measured_var: float, forecast: float, forecast_var: float) -> float:

@@ -329,3 +329,34 @@ def test_a_residual_drop_after_one_clean_version_is_significant_once_its_chunks_
     stale = [t for t in schedule if change < t < change + 4]
     assert stale and max(stale) == change + 3, "a cheap retrain answers the change before its window is fresh"
     assert any(t >= change + 4 for t in schedule), "the residual of the stale window is retrained away"
+
+
+def test_a_clean_version_that_starts_at_a_change_is_not_taken_for_a_fresh_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A steady decay is retrained every 4 chunks; the data changes exactly when the retrain at 21 starts
+    serving, so the jump lies between two versions and the new version's own history shows none. Its first
+    chunk is read against the other versions' fresh levels: the change is dated at 21 and the next
+    retrains know how much of their window follows it."""
+    import controller.backtest as bt
+
+    t_end, k, rows, change = 40, 5, 500, 21
+    errors = np.full((t_end, t_end), np.nan)
+    for s in range(k, t_end):
+        lo, hi = (0, k) if s == k else (s - 4, s)
+        share = sum(c >= change for c in range(lo, hi)) / (hi - lo)
+        stale = 400.0 - 350.0 * share  # a version fitted before the change is off the new concept
+        errors[s, s:] = [stale if c >= change and share < 1 else 50.0 + 10.0 * (c - s) for c in range(s, t_end)]
+    m = ErrorMatrix(errors, errors.copy(), np.zeros((t_end, t_end)), np.zeros((t_end, t_end), dtype=bool), k, rows)
+    shares: dict[int, float | None] = {}
+    real = bt.decide
+
+    def spy(signals: Signals, *args: object) -> Decision:
+        decision = real(signals, *args)  # type: ignore[arg-type]
+        shares[decision.decided_at.toordinal() - bt._EPOCH.toordinal()] = signals.window_fresh_share
+        return decision
+
+    monkeypatch.setattr(bt, "decide", spy)
+    schedule = controller_schedule(m, BacktestConfig(rows, k, 4, 50.0, 1.0), BACKTEST_POLICY)
+    assert schedule[:4] == [9, 13, 17, 21], "the steady decay is retrained every 4 chunks, the 4th right at the change"
+    assert [shares[t] for t in (22, 23, 24, 25)] == [0.25, 0.5, 0.75, 1.0]

@@ -180,6 +180,17 @@ def test_a_forecast_change_prices_the_expected_life_not_the_mean() -> None:
     assert decide(sig(), econ(cost_hours=15), STATE, short, NOW).action == Action.TRIGGER
 
 
+def test_past_regimes_that_outlasted_the_current_one_replace_the_exponential_wait() -> None:
+    # the same retrain as above needs L >= 12.5 days: a mean regime of 15 days pays (13 days expected), but
+    # if the regimes seen so far ended 6 or 10 days past the current one's age, it lasts 8 days and does not
+    declined = decide(sig(regime_days=15.0, regime_remaining=(6.0, 10.0)), econ(cost_hours=15), STATE, POLICY, NOW)
+    assert declined.action == Action.DEFER and declined.reasons == (Reason.NOT_WORTH_IT,)
+    assert declined.numbers.horizon_days == pytest.approx(8.0)
+    # each counts at most the cycle: 40 and 10 days at a 30-day horizon give 20
+    long = decide(sig(regime_days=15.0, regime_remaining=(40.0, 10.0)), econ(cost_hours=15), STATE, POLICY, NOW)
+    assert long.action == Action.TRIGGER and long.numbers.horizon_days == pytest.approx(20.0)
+
+
 def test_with_decaying_models_a_small_drop_waits_for_the_renewal_point() -> None:
     # fresh models lose 0.2 points a day: 20/day per day; at cost 1,000 the cycle is sqrt(2 x 1000 / 20) = 10
     # days and a retrain is due once the loss one day ahead reaches 20 x 10 = 200/day (2 points), that is

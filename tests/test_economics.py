@@ -15,6 +15,7 @@ from controller.economics import (
     precision_weighted,
     recovery_probability,
     regime_days,
+    regime_remaining,
     retrain_cost,
 )
 
@@ -104,6 +105,17 @@ def test_regime_days_counts_the_open_regime_as_exposure() -> None:
     assert regime_days([], now=30.0) is None
     assert regime_days([10.0, 20.0], now=30.0) == pytest.approx(15.0)
     assert regime_days([10.0, 20.0, 40.0], now=30.0, since=5.0) == pytest.approx(12.5)
+
+
+def test_regime_remaining_reads_the_past_regimes_that_outlasted_the_current_age() -> None:
+    assert regime_remaining([], now=30.0) == () and regime_remaining([10.0], now=30.0) == ()
+    # regimes of 10 and 4 days; the current one is 3 days old: 7 or 1 days left
+    assert regime_remaining([5.0, 15.0, 19.0], now=22.0) == (7.0, 1.0)
+    # at 5 days old it has outlasted the short one; at 12, both: they say nothing
+    assert regime_remaining([5.0, 15.0, 19.0], now=24.0) == (5.0,)
+    assert regime_remaining([5.0, 15.0, 19.0], now=31.0) == ()
+    # a change not yet reached does not count
+    assert regime_remaining([5.0, 15.0, 40.0], now=20.0) == (5.0,)
 
 
 def test_precision_weighting_leans_on_the_sharper_of_measurement_and_forecast() -> None:

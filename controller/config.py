@@ -189,6 +189,13 @@ class ServiceConfig(_Strict):
     team_budgets: dict[str, float] = Field(default_factory=dict, description="Money per team per month.")
     webhooks: WebhookSettings = WebhookSettings()
     check_lock_seconds: int = Field(900, gt=0)
+    check_batch_size: int = Field(
+        20,
+        ge=1,
+        description="Scheduled checks sent together in one task (beat and the timer): a task's fixed cost "
+        "(broker round trips, result, recent-check read) is paid once per batch. Each model keeps its own "
+        "lock, request key and failure; 1 sends one task per model.",
+    )
     retrain_lease_hours: float = Field(
         6.0, gt=0, description="A retrain still training after this long is taken to be dead and is queued again."
     )

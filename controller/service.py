@@ -52,7 +52,7 @@ from detectors.estimation import (
 )
 from detectors.evidently_engine import run_evidently
 from detectors.multivariate import domain_classifier_drift
-from detectors.performance import MetricValue, baseline_metrics, higher_is_better, realized_performance
+from detectors.performance import MetricValue, baseline_metrics, class_codes, higher_is_better, realized_performance
 from detectors.profile import CurrentWindow, ReferenceProfile, build_profile
 from detectors.quality import check_quality
 
@@ -348,8 +348,7 @@ def _label_free(
 def _cbpe_point(cbpe: CBPE, metric: str, proba: np.ndarray, pred: np.ndarray) -> MetricEstimate:
     """CBPE's expected ``metric`` on a chunk, with no interval (see :func:`_label_free`)."""
     raw = np.asarray(_positive(proba), dtype=np.float64)
-    code = {c: i for i, c in enumerate(cbpe.classes_)}
-    hit = np.array([code[v] for v in np.asarray(pred).tolist()], dtype=np.int64)
+    hit = class_codes(pred, cbpe.classes_)
     ranks = metric in ("roc_auc", "pr_auc")
     if cbpe.binary_:
         point = expected_binary_metrics(raw, cbpe.calibrate(raw), hit, ranks=ranks)

@@ -569,15 +569,18 @@ class Store:
 
     def last_check(self, model: str) -> tuple[datetime, str, str | None] | None:
         """``(started_at, status, request_key)`` of the model's newest check, without its signals."""
+        return self.last_checks([model]).get(model)
+
+    def last_checks(self, models: Sequence[str]) -> dict[str, tuple[datetime, str, str | None]]:
+        """:meth:`last_check` of several models in one query (a batch of scheduled checks)."""
+        if not models:
+            return {}
         with self.session() as s:
-            q = (
-                sa.select(CheckRow.started_at, CheckRow.status, CheckRow.request_key)
-                .where(CheckRow.model == model)
-                .order_by(CheckRow.id.desc())
-                .limit(1)
+            newest = sa.select(sa.func.max(CheckRow.id)).where(CheckRow.model.in_(models)).group_by(CheckRow.model)
+            q = sa.select(CheckRow.model, CheckRow.started_at, CheckRow.status, CheckRow.request_key).where(
+                CheckRow.id.in_(newest)
             )
-            row = s.execute(q).first()
-            return None if row is None else (row[0], row[1], row[2])
+            return {model: (started, status, key) for model, started, status, key in s.execute(q)}
 
     def check_history(self, model: str, limit: int = 500) -> list[CheckPoint]:
         """The finished checks among the model's newest ``limit``, newest first, without their full

@@ -39,7 +39,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from detectors.performance import CLASSIFICATION_METRICS, FloatArray, _RankedScores, _safe_div
+from detectors.performance import CLASSIFICATION_METRICS, FloatArray, _RankedScores, _safe_div, class_codes
 
 Calibration = Literal["auto", "isotonic", "none"]
 REGRESSION_ESTIMABLE = ("mae", "rmse")
@@ -216,9 +216,8 @@ class CBPE:
         names = {f"{m}[{c}]" for m in ("precision", "recall", "f1") for c in self.classes_}
         if per_class and (self.binary_ or not set(per_class) <= names):
             raise ValueError(f"per-class metric(s) {per_class} need a multiclass model; choose from {sorted(names)}")
-        code = {c: i for i, c in enumerate(self.classes_)}
         try:
-            y = np.array([code[v] for v in y_raw.tolist()], dtype=np.int64)
+            y = class_codes(y_raw, self.classes_)
         except KeyError as exc:
             raise ValueError(f"reference label {exc.args[0]!r} is not among classes {self.classes_}") from exc
         cols = proba[:, None] if self.binary_ else proba
@@ -327,12 +326,11 @@ class CBPE:
             if self.binary_:
                 return (raw >= self.threshold).astype(np.int64)
             return np.argmax(raw, axis=1).astype(np.int64)
-        code = {c: i for i, c in enumerate(self.classes_)}
-        values = np.asarray(pred).tolist()
+        values = np.asarray(pred)
         if len(values) != len(raw):
             raise ValueError(f"pred has {len(values)} rows but proba has {len(raw)}")
         try:
-            return np.array([code[v] for v in values], dtype=np.int64)
+            return class_codes(values, self.classes_)
         except KeyError as exc:
             raise ValueError(f"prediction {exc.args[0]!r} is not among classes {self.classes_}") from exc
 

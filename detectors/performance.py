@@ -319,6 +319,25 @@ def _count_labeled(y_true: npt.ArrayLike, y_pred: npt.ArrayLike | None, proba: n
     return int(rows.sum())
 
 
+def class_codes(values: npt.ArrayLike, classes: Sequence[Any]) -> npt.NDArray[np.int64]:
+    """Each value's position in ``classes``, as ``{c: i}[value]`` would give it: a KeyError names
+    the first value that is not among them.
+
+    Looked up through a pandas index (a dict lookup per row cost about half a millisecond per
+    10,000 rows); where that misses (a value equal to a class but of another type, such as
+    ``True`` for ``1``), the dict decides.
+    """
+    arr = np.asarray(values)
+    try:
+        idx = pd.Index(list(classes)).get_indexer(arr)
+    except (TypeError, ValueError):
+        idx = None
+    if idx is not None and (len(idx) == 0 or idx.min() >= 0):
+        return idx.astype(np.int64, copy=False)
+    code = {c: i for i, c in enumerate(classes)}
+    return np.array([code[v] for v in arr.tolist()], dtype=np.int64)
+
+
 def _as_1d(a: npt.ArrayLike) -> npt.NDArray[Any]:
     arr = np.asarray(a)
     if arr.ndim != 1:
@@ -417,15 +436,14 @@ def _prepare_classification(
         raise ValueError(f"proba has {p_all.shape[1]} columns but there are {len(cls)} classes {cls}")
     if binary and len(cls) != 2:
         raise ValueError(f"binary classification needs 2 classes, got {cls}; pass classes=")
-    code = {c: i for i, c in enumerate(cls)}
     try:
-        y = np.array([code[v] for v in y_lab.tolist()], dtype=np.int64)
+        y = class_codes(y_lab, cls)
     except KeyError as exc:
         raise ValueError(f"label {exc.args[0]!r} is not among classes {cls}") from exc
     p = None if p_all is None else p_all[rows]
     if pred_raw is not None:
         try:
-            pred = np.array([code[v] for v in pred_raw[rows].tolist()], dtype=np.int64)
+            pred = class_codes(pred_raw[rows], cls)
         except KeyError as exc:
             raise ValueError(f"prediction {exc.args[0]!r} is not among classes {cls}") from exc
     elif binary:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from detectors.performance import baseline_metrics, join_labels, realized_performance
+from detectors.performance import baseline_metrics, class_codes, join_labels, realized_performance
 
 
 def _binary(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -137,3 +138,20 @@ def test_a_window_with_no_labels_yet_is_insufficient_not_an_error() -> None:
     assert {m.status for m in rep.metrics.values()} == {"insufficient"} and "accuracy" in rep.metrics
     with pytest.raises(ValueError, match="unknown metric"):
         realized_performance(y, y_pred=np.zeros(500), metrics=["nonsense"])
+
+
+def test_class_codes_match_a_dict_lookup_whatever_the_value_types() -> None:
+    cases: list[tuple[list[Any], list[Any]]] = [
+        ([0, 1, 1, 0], [0, 1]),
+        ([0.0, 1.0, 1.0], [0, 1]),
+        ([True, False, True], [0, 1]),  # equal to a class, another type: the dict decides
+        (["b", "a", "c"], ["a", "b", "c"]),
+        ([], ["a", "b"]),
+    ]
+    for values, classes in cases:
+        code = {c: i for i, c in enumerate(classes)}
+        assert class_codes(np.array(values, dtype=object), classes).tolist() == [code[v] for v in values]
+        assert class_codes(values, classes).dtype == np.int64
+    with pytest.raises(KeyError) as err:
+        class_codes(np.array(["a", "z"]), ["a", "b"])
+    assert err.value.args[0] == "z"

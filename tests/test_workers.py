@@ -23,6 +23,7 @@ from workers.schedule import (
     ConfigScheduler,
     ModelsWatcher,
     model_entries,
+    send_checks,
     slot_key,
 )
 
@@ -256,3 +257,43 @@ def test_a_redis_namespace_prefixes_every_key(client: redis.Redis, monkeypatch: 
     conf = configure(Celery("x"), ServiceConfig()).conf
     assert conf.broker_transport_options["global_keyprefix"] == "blue:"
     assert conf.result_backend_transport_options["global_keyprefix"] == "blue:"
+
+
+def test_due_model_entries_are_sent_together_in_batches(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with (config_dir / "controller.yaml").open("a") as f:
+        f.write("check_batch_size: 2\n")
+    for name in ("b", "c"):
+        (config_dir / "models" / f"{name}.yaml").write_text(model_yaml(name, "{every: 1h}"))
+    sent: list[tuple[str, tuple, dict]] = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args=(), kwargs=None, **o: sent.append((name, args, o)))
+    s = scheduler()
+    try:
+        for name in ("a", "b", "c"):
+            s.schedule[CHECK_PREFIX + name].last_run_at = datetime.now(UTC) - timedelta(hours=2)
+        s._heap = None
+        for _ in range(20):
+            if s.tick() > 0 and not s.pending:
+                break
+        batches = [args[0] for name, args, _ in sent if name == "retrain.check_batch"]
+        assert not [n for n, _, _ in sent if n == "retrain.check"], "no model is sent on its own"
+        assert sorted(len(b) for b in batches) == [1, 2]
+        models = sorted(m for b in batches for m, _ in b)
+        assert models == ["a", "b", "c"]
+        assert all(key.startswith(f"sched:{m}:") for b in batches for m, key in b)
+        assert all(o["queue"] == "checks" for n, _, o in sent if n == "retrain.check_batch")
+        assert not s.schedule[CHECK_PREFIX + "a"].is_due()[0], "the entry advanced to its next slot"
+    finally:
+        s.close()
+
+
+def test_send_checks_one_task_per_model_when_batches_are_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[str, tuple, dict]] = []
+    monkeypatch.setattr(
+        celery_app, "send_task", lambda name, args=(), kwargs=None, **o: sent.append((name, args, kwargs))
+    )
+    checks = [("a", "k-a"), ("b", "k-b"), ("c", "k-c")]
+    assert send_checks(celery_app, checks, 1) == 3
+    assert sent == [("retrain.check", (m,), {"request_key": k, "scheduled": True}) for m, k in checks]
+    sent.clear()
+    assert send_checks(celery_app, checks, 2) == 2
+    assert [args for _, args, _ in sent] == [([["a", "k-a"], ["b", "k-b"]],), ([["c", "k-c"]],)]

@@ -62,6 +62,7 @@ def configure(app: Celery, service: ServiceConfig) -> Celery:
         task_default_queue=CHECKS,
         task_routes={
             "retrain.check": {"queue": CHECKS},
+            "retrain.check_batch": {"queue": CHECKS},
             "retrain.tick": {"queue": CHECKS},
             "retrain.retrain": {"queue": TRAINING},
             "retrain.deliver": {"queue": NOTIFY},

@@ -54,6 +54,20 @@ def slot_key(cfg: ModelConfig, when: datetime) -> str:
     return f"sched:{cfg.name}:{start.strftime('%Y-%m-%dT%H:%M')}"
 
 
+def send_checks(app: Celery, checks: list[tuple[str, str]], batch_size: int, producer: Any = None) -> int:
+    """Send scheduled checks ``(model, request_key)``, ``batch_size`` to a ``retrain.check_batch``
+    task (one ``retrain.check`` each when it is 1); returns the number of tasks sent."""
+    options = {"queue": CHECKS, "producer": producer}
+    if batch_size <= 1:
+        for model, key in checks:
+            app.send_task("retrain.check", args=(model,), kwargs={"request_key": key, "scheduled": True}, **options)
+        return len(checks)
+    batches = [checks[i : i + batch_size] for i in range(0, len(checks), batch_size)]
+    for batch in batches:
+        app.send_task("retrain.check_batch", args=([list(c) for c in batch],), **options)
+    return len(batches)
+
+
 def beat_schedule_of(cfg: ModelConfig) -> schedule:
     if cfg.schedule.cron is not None:
         minute, hour, dom, month, dow = cfg.schedule.cron.split()
@@ -136,6 +150,7 @@ class ConfigScheduler(Scheduler):
         self.tick_seconds = float(app.conf.get("retrain_tick_seconds") or 60.0)
         self.deliver_seconds = float(app.conf.get("retrain_deliver_seconds") or 10.0)
         self.leader: bool | None = None  # unknown until the first tick
+        self.pending: list[tuple[str, str]] = []  # due model entries, sent together (check_batch_size)
         super().__init__(app, *args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -158,21 +173,34 @@ class ConfigScheduler(Scheduler):
             log.info("beat: %s", "this beat is active" if holds else "another beat is active; standing by")
             self.leader = holds
         if not holds:
+            self.pending.clear()  # the active beat sends them
             return self.lock_seconds / 3
         if self.watcher.changed():
             self.reload()
         delay: float = super().tick(*args, **kwargs)
+        if delay > 0 or len(self.pending) >= self.service.check_batch_size:
+            self.flush_checks()  # nothing else is due now, or a batch is full
         return min(delay, self.lock_seconds / 3)
+
+    def flush_checks(self) -> None:
+        if self.pending:
+            checks, self.pending = self.pending, []
+            send_checks(self.app, checks, self.service.check_batch_size, producer=self.producer)
 
     def apply_async(self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         if entry.name.startswith(CHECK_PREFIX):
             cfg = self.models.get(entry.name.removeprefix(CHECK_PREFIX))
             if cfg is not None:
-                entry.kwargs = {"scheduled": True, "request_key": slot_key(cfg, datetime.now(UTC))}
+                # Held until the entries due now are all seen, then sent in batches (see tick).
+                self.pending.append((cfg.name, slot_key(cfg, datetime.now(UTC))))
+                if advance:
+                    entry = self.reserve(entry)
+                return None
         return super().apply_async(entry, producer, advance, **kwargs)
 
     def close(self) -> None:
         if self.leader:
+            self.flush_checks()
             self.lock.release()
             self.leader = False
         super().close()

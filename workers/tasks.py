@@ -24,10 +24,10 @@ from controller.config import ENV_PREFIX
 from controller.errors import GiveUp, RetryLater
 from controller.outbox import deliver_outbox
 from controller.retrain import reclaim_retrains, run_retrain
-from controller.service import Context, due_checks, run_check
+from controller.service import CheckOutcome, Context, due_checks, run_check
 from workers.app import app, redis_key
 from workers.locks import model_lock
-from workers.schedule import ModelsWatcher, models_folder, slot_key
+from workers.schedule import ModelsWatcher, models_folder, send_checks, slot_key
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,34 @@ def kick_delivery(client: redis.Redis) -> None:
         deliver.delay()
 
 
-def _recently_checked(ctx: Context, model: str, request_key: str | None, now: datetime) -> bool:
+def _recently_checked(
+    ctx: Context, model: str, last: tuple[datetime, str, str | None] | None, request_key: str | None, now: datetime
+) -> bool:
     """A scheduled check whose model was checked under another key within half its interval."""
-    last = ctx.store.last_check(model)
     if last is None or last[1] != "done" or last[2] == request_key:
         return False
     interval = ctx.models[model].schedule.seconds or 60.0
     return (now - last[0]).total_seconds() < interval / 2
+
+
+def _result(model: str, outcome: CheckOutcome) -> dict[str, Any]:
+    return {
+        "model": model,
+        "check_id": outcome.check_id,
+        "decision_id": outcome.decision_id,
+        "decision": outcome.decision.action.value if outcome.decision else None,
+        "retrain_id": outcome.retrain_id,
+        "skipped": outcome.skipped,
+    }
+
+
+def _check_locked(p: _Process, model: str, request_key: str | None) -> CheckOutcome:
+    """One check under the model's lock; its retrain queued on TRIGGER."""
+    with model_lock(p.redis, model, p.ctx.service.check_lock_seconds):
+        outcome = run_check(p.ctx, model, request_key)
+    if outcome.retrain_id is not None:
+        retrain.delay(outcome.retrain_id)
+    return outcome
 
 
 @app.task(
@@ -100,22 +121,55 @@ def check(self: Task, model: str, request_key: str | None = None, scheduled: boo
     ctx = p.ctx
     if model not in ctx.models:
         raise GiveUp(f"model {model!r} is not configured (any more)")
-    if scheduled and _recently_checked(ctx, model, request_key, ctx.clock()):
+    if scheduled and _recently_checked(ctx, model, ctx.store.last_check(model), request_key, ctx.clock()):
         return {"model": model, "skipped": "checked recently"}
-    with model_lock(p.redis, model, ctx.service.check_lock_seconds):
-        outcome = run_check(ctx, model, request_key)
-    if outcome.retrain_id is not None:
-        retrain.delay(outcome.retrain_id)
+    outcome = _check_locked(p, model, request_key)
     if not outcome.skipped:
         kick_delivery(p.redis)
-    return {
-        "model": model,
-        "check_id": outcome.check_id,
-        "decision_id": outcome.decision_id,
-        "decision": outcome.decision.action.value if outcome.decision else None,
-        "retrain_id": outcome.retrain_id,
-        "skipped": outcome.skipped,
-    }
+    return _result(model, outcome)
+
+
+@app.task(
+    base=ControllerTask,
+    bind=True,
+    name="retrain.check_batch",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=0,
+)
+def check_batch(self: Task, checks: list[list[str]]) -> dict[str, Any]:
+    """Scheduled checks of several models, ``[[model, request_key], ...]``, one after the other.
+
+    Each model is checked as :func:`check` would: under its own lock and request key, so a batch
+    delivered twice, or redone after its worker died, redoes only the checks that did not finish.
+    A model whose lock is held is handed to :func:`check` (which retries it); a model whose check
+    fails is logged and left to the next schedule slot, as a failed :func:`check` is; neither
+    holds up the rest of the batch. The recent-check read is one query for the whole batch.
+    """
+    p = process()
+    ctx = p.ctx
+    now = ctx.clock()
+    known = [(m, k) for m, k in checks if m in ctx.models]
+    last = ctx.store.last_checks([m for m, _ in known])
+    counts = {"checked": 0, "skipped": 0, "handed_off": 0, "failed": 0, "unknown": len(checks) - len(known)}
+    for model, key in known:
+        if _recently_checked(ctx, model, last.get(model), key, now):
+            counts["skipped"] += 1
+            continue
+        try:
+            outcome = _check_locked(p, model, key)
+        except RetryLater as exc:
+            check.apply_async((model,), {"request_key": key, "scheduled": True}, countdown=exc.delay)
+            counts["handed_off"] += 1
+            continue
+        except Exception as exc:  # recorded on the check by run_check; the next slot checks again
+            log.error("check of %s failed: %s", model, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            counts["failed"] += 1
+            continue
+        counts["skipped" if outcome.skipped else "checked"] += 1
+    if counts["checked"]:
+        kick_delivery(p.redis)
+    return counts
 
 
 @app.task(
@@ -166,8 +220,7 @@ def tick(self: Task) -> dict[str, Any]:
     ctx = p.ctx
     now = ctx.clock()
     due = due_checks(ctx, now)
-    for name in due:
-        check.apply_async((name,), {"request_key": slot_key(ctx.models[name], now), "scheduled": True})
+    send_checks(app, [(name, slot_key(ctx.models[name], now)) for name in due], ctx.service.check_batch_size)
     reclaimed = reclaim_retrains(ctx, now)
     stale = reclaimed + [
         r.id for r in ctx.store.retrains(limit=200) if r.state == "queued" and now - r.updated_at > STALE_QUEUED_RETRAIN

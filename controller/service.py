@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -178,12 +179,18 @@ class VersionCache(dict[tuple[str, ...], V]):
     """A dict of what is derived from a model version, keyed ``(registered model, version, ...)``,
     backed by the registry's machine cache: a key missing here is looked for on disk, and a value
     set here is written there, so a worker's other processes (and its next start) load it instead
-    of computing it again. A version never changes, so neither does what is derived from it."""
+    of computing it again. A version never changes, so neither does what is derived from it.
 
-    def __init__(self, kind: str, registry: Registry) -> None:
+    A key found on neither is not looked for on disk again for ``recheck_seconds``: a check that
+    only asks whether a value exists (without computing it) does not pay a file lookup each time.
+    """
+
+    def __init__(self, kind: str, registry: Registry, recheck_seconds: float = 60.0) -> None:
         super().__init__()
         self.kind = kind
         self.registry = registry
+        self.recheck_seconds = recheck_seconds
+        self._absent: dict[tuple[str, ...], float] = {}
 
     def _path(self, key: tuple[str, ...]) -> Path | None:
         return self.registry.local_path(self.kind, key[0], key[1], tuple(key[2:]))
@@ -193,15 +200,21 @@ class VersionCache(dict[tuple[str, ...], V]):
             return True
         if not isinstance(key, tuple):
             return False
+        looked = self._absent.get(key)
+        if looked is not None and time.monotonic() - looked < self.recheck_seconds:
+            return False
         path = self._path(key)
         value = MISSING if path is None else load_local(path)
         if value is MISSING:
+            self._absent[key] = time.monotonic()
             return False
+        self._absent.pop(key, None)
         super().__setitem__(key, value)
         return True
 
     def __setitem__(self, key: tuple[str, ...], value: V) -> None:
         super().__setitem__(key, value)
+        self._absent.pop(key, None)
         path = self._path(key)
         if path is not None:
             save_local(path, value)
@@ -676,18 +689,19 @@ def run_check(
     now = now or ctx.clock()
     store = ctx.store
     model_row = (cfg.registered_model, cfg.owner, cfg.team, cfg.business_purpose)
-    check_id, already = store.start_check(cfg.name, now, request_key, model_row=model_row)
-    if already:
-        d = store.decision_for_check(check_id)
-        return CheckOutcome(cfg.name, check_id, d.id if d else None, None, skipped=True)
-    try:
-        return _check(ctx, cfg, check_id, now)
-    except (UserError, GiveUp, DataError) as exc:
-        store.fail_check(check_id, str(exc), ctx.clock())
-        raise
-    except Exception as exc:
-        store.fail_check(check_id, f"{type(exc).__name__}: {exc}", ctx.clock())
-        raise
+    with store.one_connection():  # its three transactions on one checked-out connection
+        check_id, already = store.start_check(cfg.name, now, request_key, model_row=model_row)
+        if already:
+            d = store.decision_for_check(check_id)
+            return CheckOutcome(cfg.name, check_id, d.id if d else None, None, skipped=True)
+        try:
+            return _check(ctx, cfg, check_id, now)
+        except (UserError, GiveUp, DataError) as exc:
+            store.fail_check(check_id, str(exc), ctx.clock())
+            raise
+        except Exception as exc:
+            store.fail_check(check_id, f"{type(exc).__name__}: {exc}", ctx.clock())
+            raise
 
 
 def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> CheckOutcome:

@@ -13,14 +13,16 @@ Concurrency rules that the workers rely on:
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
@@ -255,6 +257,11 @@ class ModelSnapshot:
         return list(reversed(points[:limit]))
 
 
+def _table(row: type[Base]) -> sa.Table:
+    """The table of a mapped class, for Core statements (no ORM bookkeeping on the hot path)."""
+    return cast(sa.Table, row.__table__)
+
+
 class Store:
     """All reads and writes of the audit store. One instance per process; thread-safe sessions."""
 
@@ -267,6 +274,7 @@ class Store:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pinned = threading.local()  # this thread's connection inside one_connection()
         # The model rows this process wrote, so a check does not rewrite an unchanged one.
         self._model_rows: dict[str, tuple[str, str | None, str | None, str | None]] = {}
 
@@ -286,8 +294,24 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
+    def one_connection(self) -> Iterator[None]:
+        """Run every transaction of this thread inside on one pooled connection: it is checked out
+        (and pinged) once, instead of once per transaction. A check opens three transactions."""
+        if getattr(self._pinned, "conn", None) is not None:
+            yield
+            return
+        with self.engine.connect() as conn:
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as s:
+        conn = getattr(self._pinned, "conn", None)
+        s = self._sessions() if conn is None else self._sessions(bind=conn)
+        with s, s.begin():
             yield s
         self._model_rows.update(s.info.get("model_rows", {}))  # only once the transaction committed
 
@@ -342,7 +366,7 @@ class Store:
             insert = self._insert_or_skip(CheckRow, "request_key")
             if request_key is not None and insert is not None:
                 # the usual case, a new key, in one statement; a known key is looked up below
-                new_id = s.execute(insert.values(**values).returning(CheckRow.id)).scalar()
+                new_id = s.connection().execute(insert.values(**values).returning(_table(CheckRow).c.id)).scalar()
                 if new_id is not None:
                     return int(new_id), False
             if request_key is not None:
@@ -392,12 +416,14 @@ class Store:
         ``estimation_error`` is ``(metric, estimated, realized)`` of this check's window. Returns
         ``(decision_id, retrain_id)``.
         """
-        # Statements, not ORM objects: this runs once per check, for every model.
+        # Core statements on tables, not ORM objects: this runs once per check, for every model.
         dialect = self.engine.dialect
+        checks = _table(CheckRow)
         with self.session() as s:
+            conn = s.connection()
             done = (
-                sa.update(CheckRow)
-                .where(CheckRow.id == check_id)
+                sa.update(checks)
+                .where(checks.c.id == check_id)
                 .values(
                     status="done",
                     finished_at=now,
@@ -413,10 +439,10 @@ class Store:
                 )
             )
             if dialect.update_returning:
-                model = s.execute(done.returning(CheckRow.model)).scalar_one()
+                model = conn.execute(done.returning(checks.c.model)).scalar_one()
             else:
-                s.execute(done)
-                model = s.execute(sa.select(CheckRow.model).where(CheckRow.id == check_id)).scalar_one()
+                conn.execute(done)
+                model = conn.execute(sa.select(checks.c.model).where(checks.c.id == check_id)).scalar_one()
             decision_id = self._insert(
                 s,
                 DecisionRow,
@@ -445,16 +471,20 @@ class Store:
                 metric, estimated, realized = estimation_error
                 abs_error = abs(estimated - realized)
                 values = {"model": model, "metric": metric, "check_id": check_id, "abs_error": abs_error}
-                s.execute(sa.insert(EstimationErrorRow).values(estimated=estimated, realized=realized, **values))
+                conn.execute(
+                    sa.insert(_table(EstimationErrorRow)).values(estimated=estimated, realized=realized, **values)
+                )
             return decision_id, retrain_id
 
     def _insert(self, s: Session, table: type[Base], **values: Any) -> int:
         """Insert one row; its id."""
-        stmt = sa.insert(table).values(**values)
+        t = _table(table)
+        stmt = sa.insert(t).values(**values)
         if self.engine.dialect.insert_returning:
-            return int(s.execute(stmt.returning(table.id)).scalar_one())  # type: ignore[attr-defined]
-        result = s.execute(stmt)
-        return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
+            return int(s.connection().execute(stmt.returning(t.c.id)).scalar_one())
+        key = s.connection().execute(stmt).inserted_primary_key
+        assert key is not None, "an insert without RETURNING gives its primary key"
+        return int(key[0])
 
     def _insert_or_skip(self, table: type[Base], unique: str) -> Any:
         """``INSERT ... ON CONFLICT (unique) DO NOTHING`` where the database has it, else None."""
@@ -464,19 +494,19 @@ class Store:
         from sqlalchemy.dialects import postgresql, sqlite
 
         insert = postgresql.insert if name == "postgresql" else sqlite.insert
-        return insert(table).on_conflict_do_nothing(index_elements=[unique])
+        return insert(_table(table)).on_conflict_do_nothing(index_elements=[unique])
 
     def _insert_new_outbox(self, s: Session, rows: list[dict[str, Any]]) -> None:
         """Insert outbox rows whose dedupe key is not there yet (a check redone after a crash)."""
         insert = self._insert_or_skip(OutboxRow, "dedupe_key")
         if insert is not None:
-            s.execute(insert, rows)
+            s.connection().execute(insert, rows)
             return
         keys = [r["dedupe_key"] for r in rows]
         known = set(s.scalars(sa.select(OutboxRow.dedupe_key).where(OutboxRow.dedupe_key.in_(keys))))
         fresh = [r for r in rows if r["dedupe_key"] not in known]
         if fresh:
-            s.execute(sa.insert(OutboxRow), fresh)
+            s.connection().execute(sa.insert(_table(OutboxRow)), fresh)
 
     def enqueue(self, model: str, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
         """Add one outbox item outside a decision (retrain progress, cost anomalies); a key already
@@ -521,43 +551,29 @@ class Store:
         retrain is in flight, and this month's spend of the model and its team: one transaction
         instead of one per read (a check reads them all). With ``history_limit``, also its newest
         finished checks (``check_history``) and, with ``metric``, the estimate's past errors."""
-        month = month_of(now)
-        scopes = [f"model:{model}"] + ([f"team:{team}"] if team else [])
+        q = _snapshot_queries()
+        args = {"model": model, "now": now, "month": month_of(now)}
         with self.session() as s:
-            retrains = list(
-                s.scalars(
-                    sa.select(RetrainRow)
-                    .where(RetrainRow.model == model)
-                    .order_by(RetrainRow.id.desc())
-                    .limit(retrain_limit)
-                )
-            )
+            retrains = list(s.scalars(q["retrains"], {**args, "limit": retrain_limit}))
             in_flight: int | None = sum(r.state in IN_FLIGHT for r in retrains)
             if len(retrains) >= retrain_limit:  # not all of them: count in the store
                 in_flight = s.scalar(
                     sa.select(sa.func.count()).where(RetrainRow.model == model, RetrainRow.state.in_(IN_FLIGHT))
                 )
-            active = list(
-                s.scalars(
-                    sa.select(OverrideRow)
-                    .where(OverrideRow.model == model, OverrideRow.expires_at > now, OverrideRow.consumed_at.is_(None))
-                    .order_by(OverrideRow.id.desc())
-                )
-            )
-            budget_rows = s.execute(
-                sa.select(BudgetRow.scope, BudgetRow.spent).where(BudgetRow.scope.in_(scopes), BudgetRow.month == month)
-            )
-            spent = {scope: amount for scope, amount in budget_rows}
+            active = list(s.scalars(q["overrides"], args))
+            spent = {scope: amount for scope, amount in s.execute(q["budgets"], {**args, "team": f"team:{team}"})}
             return ModelSnapshot(
                 retrains=retrains,
-                latest_decision=s.scalar(self._latest_decision_q(model)),
+                latest_decision=s.scalar(q["latest_decision"], args),
                 veto=next((o for o in active if o.kind == "veto"), None),
                 approval=next((o for o in active if o.kind == "approve"), None),
                 retrain_in_flight=bool(in_flight),
                 spent_this_month=float(spent.get(f"model:{model}") or 0.0),
                 team_spent_this_month=float(spent.get(f"team:{team}") or 0.0) if team else 0.0,
                 history=self._check_history(s, model, history_limit) if history_limit else [],
-                estimation_errors=[float(v) for v in s.scalars(self._estimation_errors_q(model, metric, 20))]
+                estimation_errors=[
+                    float(v) for v in s.scalars(q["estimation_errors"], {**args, "metric": metric, "limit": 20})
+                ]
                 if metric
                 else [],
             )
@@ -591,22 +607,8 @@ class Store:
 
     @staticmethod
     def _check_history(s: Session, model: str, limit: int) -> list[CheckPoint]:
-        q = (
-            sa.select(
-                CheckRow.started_at,
-                CheckRow.version,
-                CheckRow.metric_value,
-                CheckRow.metric_source,
-                CheckRow.metric_baseline,
-                CheckRow.change_at,
-                CheckRow.metric,
-                CheckRow.status,
-            )
-            .where(CheckRow.model == model)
-            .order_by(CheckRow.id.desc())
-            .limit(limit)
-        )
-        return [CheckPoint(*row[:7]) for row in s.execute(q) if row[7] == "done"]
+        rows = s.execute(_snapshot_queries()["history"], {"model": model, "limit": limit})
+        return [CheckPoint(*row[:7]) for row in rows if row[7] == "done"]
 
     def last_check_times(self) -> dict[str, datetime]:
         """When each model's newest check started."""
@@ -868,6 +870,46 @@ class Store:
             .order_by(EstimationErrorRow.id.desc())
             .limit(limit)
         )
+
+
+@functools.cache
+def _snapshot_queries() -> dict[str, Any]:
+    """The reads of every check, built once with bound parameters (building and caching a statement
+    costs more than running it here)."""
+    model: sa.BindParameter[str] = sa.bindparam("model")
+    now: sa.BindParameter[datetime] = sa.bindparam("now")
+    limit: sa.BindParameter[int] = sa.bindparam("limit")
+    return {
+        "retrains": sa.select(RetrainRow).where(RetrainRow.model == model).order_by(RetrainRow.id.desc()).limit(limit),
+        "overrides": sa.select(OverrideRow)
+        .where(OverrideRow.model == model, OverrideRow.expires_at > now, OverrideRow.consumed_at.is_(None))
+        .order_by(OverrideRow.id.desc()),
+        "budgets": sa.select(BudgetRow.scope, BudgetRow.spent).where(
+            BudgetRow.scope.in_([sa.literal("model:") + model, sa.bindparam("team")]),
+            BudgetRow.month == sa.bindparam("month"),
+        ),
+        "latest_decision": sa.select(DecisionRow)
+        .where(DecisionRow.model == model)
+        .order_by(DecisionRow.id.desc())
+        .limit(1),
+        "history": sa.select(
+            CheckRow.started_at,
+            CheckRow.version,
+            CheckRow.metric_value,
+            CheckRow.metric_source,
+            CheckRow.metric_baseline,
+            CheckRow.change_at,
+            CheckRow.metric,
+            CheckRow.status,
+        )
+        .where(CheckRow.model == model)
+        .order_by(CheckRow.id.desc())
+        .limit(limit),
+        "estimation_errors": sa.select(EstimationErrorRow.abs_error)
+        .where(EstimationErrorRow.model == model, EstimationErrorRow.metric == sa.bindparam("metric"))
+        .order_by(EstimationErrorRow.id.desc())
+        .limit(limit),
+    }
 
 
 def _finite(value: Any) -> float | None:

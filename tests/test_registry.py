@@ -246,3 +246,26 @@ def test_an_unwritable_machine_cache_is_reported_once(tmp_path: Path, caplog: py
     assert load_local(blocker / "a.model.pkl") is MISSING
     warnings = [r.getMessage() for r in caplog.records if "not writable" in r.getMessage()]
     assert len(warnings) == 1 and str(blocker) in warnings[0]
+
+
+def test_a_key_missing_from_the_machine_cache_is_looked_for_again_only_after_a_while(
+    mlflow_dir: Path, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controller.service import VersionCache
+
+    cached = _machine(mlflow_dir, tmp_path / "cache")
+    reg = cached()
+    v = reg.log_version(name, _record(6))
+    key = (name, v.version, "accuracy")
+    here: VersionCache[float] = VersionCache("noise", reg, recheck_seconds=3600)
+    lookups: list[Path] = []
+    real = reg.local_path
+    monkeypatch.setattr(reg, "local_path", lambda *a, **k: lookups.append(real(*a, **k)) or lookups[-1])
+    assert key not in here and key not in here
+    assert len(lookups) == 1, "the second miss did not touch the disk"
+    VersionCache("noise", cached())[key] = 0.5  # another process computes it meanwhile
+    assert key not in here, "not looked for again before recheck_seconds"
+    here.recheck_seconds = 0
+    assert key in here and here[key] == 0.5
+    here[key] = 0.75  # set here: found at once, whatever was missed before
+    assert key in here and here[key] == 0.75

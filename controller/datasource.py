@@ -67,10 +67,26 @@ def _read_file(
         if parquet.metadata.num_row_groups == 1 and time_column is not None:
             # one row group: nothing to skip; a mask on the decoded table costs less than a dataset scan
             table = parquet.read()
-            return _cut(table, time_column, start, end).to_pandas(), True
+            if not _all_within(parquet, time_column, start, end):
+                table = _cut(table, time_column, start, end)
+            return table.to_pandas(), True
         return pd.read_parquet(p, filters=filters), True
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _all_within(parquet: pq.ParquetFile, column: str, start: datetime | None, end: datetime | None) -> bool:
+    """Whether the file's own statistics say every row of its one row group has a time in
+    ``[start, end)`` (no null time), so there is nothing to cut. False when they do not say."""
+    try:
+        stats = parquet.metadata.row_group(0).column(parquet.schema_arrow.get_field_index(column)).statistics
+        if stats is None or not stats.has_min_max or stats.null_count != 0:
+            return False
+        lo, hi = (pd.Timestamp(v) for v in (stats.min, stats.max))
+        lo, hi = (v.tz_localize("UTC") if v.tzinfo is None else v for v in (lo, hi))
+        return (start is None or lo >= start) and (end is None or hi < end)
+    except Exception:  # statistics of another type, or none: cut the rows one by one
+        return False
 
 
 def _cut(table: pa.Table, column: str, start: datetime | None, end: datetime | None) -> pa.Table:

@@ -12,7 +12,7 @@ treat differently (missing numbers, which scikit-learn rejects), goes through sc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 VERIFY_ROWS = 256
+
+Factorized = Callable[[str], "tuple[np.ndarray, np.ndarray] | None"]
+"""A column's ``pd.factorize`` (codes, labels) by name, or None when the caller has none for it."""
 
 
 def sklearn_scores(model: Any, df: pd.DataFrame, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -105,8 +108,12 @@ class LinearScorer:
             classes=np.asarray(clf.classes_),
         )
 
-    def decision(self, df: pd.DataFrame) -> np.ndarray | None:
-        """The decision function (n_rows, n_outputs); None when a number is missing."""
+    def decision(self, df: pd.DataFrame, factorized: Factorized | None = None) -> np.ndarray | None:
+        """The decision function (n_rows, n_outputs); None when a number is missing.
+
+        ``factorized(column)``: the column's ``pd.factorize`` (codes, labels) when the caller has
+        it already (a check's quality and drift tests factorize every text column), so the
+        categories are looked up once per label instead of once per row."""
         z = np.broadcast_to(self.intercept, (len(df), len(self.intercept))).copy()
         if self.numeric:
             x = df[list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -114,11 +121,17 @@ class LinearScorer:
                 return None  # scikit-learn refuses missing numbers: let it say so
             z += ((x - self.mean) / self.scale) @ self.numeric_weights
         for column, index, weights in self.categorical:
-            z += weights[index.get_indexer(df[column].to_numpy())]
+            known = factorized(column) if factorized is not None else None
+            if known is not None and len(known[0]) == len(df):
+                codes, labels = known
+                rows = np.append(index.get_indexer(labels), -1)[codes]  # a null (-1) stays -1: zero weight
+            else:
+                rows = index.get_indexer(df[column].to_numpy())
+            z += weights[rows]
         return z
 
-    def scores(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
-        z = self.decision(df)
+    def scores(self, df: pd.DataFrame, factorized: Factorized | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        z = self.decision(df, factorized)
         if z is None:
             return None
         if len(self.classes) == 2:
@@ -152,7 +165,9 @@ class Scorer:
         self.tolerance = tolerance
         self.verified = False
 
-    def __call__(self, df: pd.DataFrame, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(
+        self, df: pd.DataFrame, features: Sequence[str], factorized: Factorized | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         if self.fast is None or df.empty:
             return sklearn_scores(self.model, df, features)
         if not self.verified:
@@ -168,5 +183,5 @@ class Scorer:
                 self.fast = None  # it does not reproduce this model: never use it again
                 return sklearn_scores(self.model, df, features)
             self.verified = True
-        out = self.fast.scores(df)
+        out = self.fast.scores(df, factorized)
         return out if out is not None else sklearn_scores(self.model, df, features)

@@ -35,11 +35,11 @@ from controller.config import (
 )
 from controller.datasource import Window, load_window
 from controller.decision import Action, Decision, Economics, ModelState, Signals, decide
-from controller.economics import decay_rate, recovery_probability, regime_days, retrain_cost
+from controller.economics import decay_rate, recovery_probability, regime_days, regime_remaining, retrain_cost
 from controller.errors import DataError, GiveUp, UserError
 from controller.policy import PolicyConfig
 from controller.registry import MISSING, Baseline, MlflowRegistry, Registry, VersionInfo, load_local, save_local
-from controller.scoring import Scorer, sklearn_scores
+from controller.scoring import Factorized, Scorer, sklearn_scores
 from controller.store import CheckPoint, DecisionRow, ModelSnapshot, RetrainRow, Store, to_jsonable, utcnow
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
@@ -133,15 +133,21 @@ class Context:
         return self._model_cache[key]
 
     def score(
-        self, name: str, version: str, rows: pd.DataFrame, features: Sequence[str]
+        self,
+        name: str,
+        version: str,
+        rows: pd.DataFrame,
+        features: Sequence[str],
+        factorized: Factorized | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Score a window with the version's model (numpy for a plain linear pipeline)."""
+        """Score a window with the version's model (numpy for a plain linear pipeline, which reuses
+        the text columns' ``factorized`` codes when the check has them)."""
         key = (name, version)
         if key not in self._scorers:
             self._scorers[key] = Scorer(self.load_model(name, version))
         scorer = self._scorers[key]
         settled = (scorer.verified, scorer.fast is None)
-        out = scorer(rows, features)
+        out = scorer(rows, features, factorized)
         if (scorer.verified, scorer.fast is None) != settled:
             self._scorers[key] = scorer  # verified (or dropped): the other processes need not redo it
         return out
@@ -550,7 +556,9 @@ def forecast_fields(
 
     - ``decay_points_per_day``: how fast a fresh version loses points (slopes of every version's
       realized drops, pooled);
-    - ``regime_days``: expected days until the data changes again, from the changes detected so far;
+    - ``regime_days``: expected days until the data changes again, from the changes detected so far,
+      and ``regime_remaining``: how much longer each past regime that outlasted the current one's
+      age went on (both as the backtest computes them);
     - ``window_fresh_share`` / ``fresh_window_in_days``: how much of a retrain's training window
       postdates the last change, and when it will all postdate it.
 
@@ -582,9 +590,10 @@ def forecast_fields(
     if changes and checks:
         start = checks[0].started_at
         day = 86400.0
-        out["regime_days"] = regime_days(
-            sorted((c - start).total_seconds() / day for c in changes), (now - start).total_seconds() / day
-        )
+        change_days = sorted((c - start).total_seconds() / day for c in changes)
+        now_days = (now - start).total_seconds() / day
+        out["regime_days"] = regime_days(change_days, now_days)
+        out["regime_remaining"] = regime_remaining(change_days, now_days)
         last = max(changes)
         window = timedelta(hours=(cfg.trainer.window_hours if cfg.trainer else None) or cfg.data.window_hours)
         out["window_fresh_share"] = min(max((now - last) / window, 0.0), 1.0)
@@ -762,7 +771,9 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
                 classes = ctx.load_model(cfg.registered_model, version.version).classes_
                 pred = np.asarray(classes)[proba.argmax(axis=1)]
             else:
-                pred, proba = ctx.score(cfg.registered_model, version.version, rows, features)
+                pred, proba = ctx.score(
+                    cfg.registered_model, version.version, rows, features, factorized=window_columns.factorized
+                )
             perf, estimation_error = _performance(
                 ctx, cfg, policy, version.version, window, baseline, pred, proba, metric, snapshot
             )

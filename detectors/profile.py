@@ -131,10 +131,16 @@ class CurrentColumn:
         self.n_rows = len(series)
 
     @cached_property
+    def factorized(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """An object column's ``pd.factorize``: codes (-1 for nulls) and labels; None for other
+        dtypes and unhashable values. Kept, so a scorer encoding the same column reuses it."""
+        return factorize_labels(self.series)
+
+    @cached_property
     def _hashed(self) -> tuple[Sample, Family] | None:
-        """An object column's categories and family, from one factorization whose codes are
-        not kept; None for other dtypes and unhashable values."""
-        factorized = factorize_labels(self.series)
+        """An object column's categories and family, from its one factorization; None for other
+        dtypes and unhashable values."""
+        factorized = self.factorized
         if factorized is None:
             return None
         uniques = factorized[1]
@@ -196,6 +202,10 @@ class CurrentWindow:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def factorized(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """:attr:`CurrentColumn.factorized` of a column of this window; None when it has none."""
+        return self.column(name).factorized if name in self.frame.columns else None
 
     def column(self, name: str) -> CurrentColumn:
         if not self.keep:

@@ -114,3 +114,30 @@ def test_parquet_window_filter_matches_parsing_every_timestamp(
     want = whole.loc[(ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))]
     assert 0 < len(got) < len(rows)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "Europe/Paris"])
+def test_a_file_wholly_inside_the_window_is_not_cut_row_by_row(tmp_path: Path, tz: str | None) -> None:
+    """The file's own statistics say every time is in the window: nothing to cut, same rows; a
+    file reaching out of it, or holding a null time, is cut."""
+    import pyarrow.parquet as pq
+
+    from controller.datasource import _all_within
+
+    rows = make_rows(200, T0, seed=4)
+    times = pd.to_datetime(rows["timestamp"], utc=True)
+    rows["timestamp"] = times.dt.tz_localize(None) if tz is None else times.dt.tz_convert(tz)
+    path = tmp_path / "rows.parquet"
+    rows.to_parquet(path)
+    start, end = T0 - timedelta(hours=1), T0 + timedelta(days=8)
+    assert _all_within(pq.ParquetFile(path), "timestamp", start, end)
+    got = FileDataSource(str(path), "timestamp").read(start, end)
+    pd.testing.assert_frame_equal(got, pd.read_parquet(path))
+    first, last = times.min().to_pydatetime(), times.max().to_pydatetime()
+    assert not _all_within(pq.ParquetFile(path), "timestamp", first + timedelta(seconds=1), end)
+    assert not _all_within(pq.ParquetFile(path), "timestamp", start, last)  # the end is excluded
+    assert _all_within(pq.ParquetFile(path), "timestamp", first, last + timedelta(microseconds=1))
+    rows.loc[3, "timestamp"] = pd.NaT
+    rows.to_parquet(path)
+    assert not _all_within(pq.ParquetFile(path), "timestamp", start, end)
+    assert len(FileDataSource(str(path), "timestamp").read(start, end)) == len(rows) - 1

@@ -104,3 +104,22 @@ def test_a_scorer_that_does_not_reproduce_the_model_is_dropped_at_its_first_wind
     want_pred, want_proba = sklearn_scores(model, window, FEATURES)
     np.testing.assert_array_equal(pred, want_pred)
     np.testing.assert_array_equal(proba, want_proba)
+
+
+def test_the_checks_own_factorization_of_text_columns_gives_the_same_scores() -> None:
+    from detectors.profile import CurrentWindow
+
+    model = sklearn_classifier(_frame(2000, 0), FEATURES, "label")
+    window = _frame(3000, 2, cats=("a", "b", "c", "new"))
+    window.loc[::7, "c1"] = None  # nulls and an unseen category both get no category weight
+    want_pred, want_proba = sklearn_scores(model, window, FEATURES)
+    columns = CurrentWindow(window[FEATURES])
+    scorer = Scorer(model)
+    pred, proba = scorer(window, FEATURES, columns.factorized)
+    assert scorer.verified and scorer.fast is not None
+    assert columns.column("c0").factorized is not None, "the codes came from the window"
+    np.testing.assert_array_equal(pred, want_pred)
+    assert proba is not None and want_proba is not None
+    np.testing.assert_allclose(proba, want_proba, rtol=0, atol=1e-12)
+    short = CurrentWindow(window[FEATURES].iloc[:10])  # codes of another length are not used
+    assert np.array_equal(scorer(window, FEATURES, short.factorized)[0], want_pred)

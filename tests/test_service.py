@@ -243,6 +243,11 @@ def test_forecast_fields_come_from_the_check_history(tmp_path: Path) -> None:
     assert got["regime_days"] == pytest.approx(5.0)  # one change in five days
     assert got["window_fresh_share"] == pytest.approx(2 / 7)  # two of the trainer's seven days postdate it
     assert got["fresh_window_in_days"] == pytest.approx(5.0)
+    assert got["regime_remaining"] == ()  # no regime seen whole yet
+    # a second change, this check's own, 1.5 days after the first: the regime it closed says the
+    # current one (half a day old) has about one day left
+    again = forecast_fields(ctx, cfg, "accuracy", {"change_at": (change + 1.5 * day).isoformat()}, now)
+    assert again["regime_remaining"] == pytest.approx((1.0,))
 
 
 def _regression_rows(n: int, seed: int, flip: bool = False) -> pd.DataFrame:

@@ -370,6 +370,22 @@ def local_context(work: Path, name: str) -> Any:
     return Context.from_config(config)
 
 
+def machine_reference(repeats: int = 15) -> float:
+    """Seconds of CPU a fixed workload takes (sorting a million numbers, 300,000 Python additions),
+    the median of ``repeats``: how fast this machine runs right now. The same checks measured up
+    to 1.5x apart between runs here; a run's checks/s is read against its reference."""
+    data = np.random.default_rng(0).normal(size=1_000_000)
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        np.sort(data)
+        total = 0
+        for i in range(300_000):
+            total += i
+        times.append(time.process_time() - t0)
+    return float(np.median(times))
+
+
 def measure_in_process(work: Path, repeats: int = 3) -> dict[str, float]:
     """One check in this process (no Celery, SQLite store): the cost the workers pay per check."""
     from controller.service import run_check
@@ -566,8 +582,13 @@ def main() -> None:
         return
     results: dict[str, float] = {}
     if not args.only_tags:
+        before = machine_reference()
+        print(f"machine reference before: {before * 1000:.0f} ms (a fixed workload; lower is a faster machine)")
         results |= measure_in_process(args.workdir)
         results |= measure_checks(args.workdir, args.models, args.workers, args.concurrency, args.timeout, args.ticks)
+        after = machine_reference()
+        print(f"machine reference after:  {after * 1000:.0f} ms")
+        results |= {"machine_reference_s_before": before, "machine_reference_s_after": after}
     if not args.skip_tags:
         results |= measure_tags(args.workdir, args.tag_versions, args.timeout)
     print(

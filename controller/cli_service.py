@@ -61,6 +61,9 @@ def worker(
     ),
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Worker processes.")] = 2,
     hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="Celery node name.")] = None,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="Compute threads per worker process (numpy, pyarrow).")
+    ] = 1,
     loglevel: LogOpt = "INFO",
 ) -> None:
     """Run a Celery worker for checks, retrains and outbox delivery."""
@@ -71,8 +74,10 @@ def worker(
     if unknown or not wanted:
         raise UserError(f"--queues: unknown queue(s) {', '.join(unknown) or '(none)'}; use {', '.join(QUEUES)}")
     level = _prepare(config, loglevel, migrate=True)
+    from workers.app import THREADS_ENV
     from workers.app import app as celery_app
 
+    os.environ[THREADS_ENV] = str(threads)  # read by each pool process as it starts
     argv = ["worker", "-Q", ",".join(wanted), "-c", str(concurrency), "-l", level]
     if hostname:
         argv += ["-n", hostname]

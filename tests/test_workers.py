@@ -297,3 +297,29 @@ def test_send_checks_one_task_per_model_when_batches_are_off(monkeypatch: pytest
     sent.clear()
     assert send_checks(celery_app, checks, 2) == 2
     assert [args for _, args, _ in sent] == [([["a", "k-a"], ["b", "k-b"]],), ([["c", "k-c"]],)]
+
+
+def test_each_pool_process_computes_on_the_threads_it_is_given(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pyarrow as pa
+    from threadpoolctl import threadpool_info
+
+    from workers.app import THREADS_ENV, one_thread_per_process
+
+    before = pa.cpu_count()
+    try:
+        monkeypatch.setenv(THREADS_ENV, "2")
+        one_thread_per_process()
+        assert pa.cpu_count() == 2
+        assert all(p["num_threads"] <= 2 for p in threadpool_info())
+        monkeypatch.setenv(THREADS_ENV, "many")
+        one_thread_per_process()
+        assert pa.cpu_count() == 1 and "is not a positive whole number; using 1" in caplog.text
+    finally:
+        pa.set_cpu_count(before)
+
+
+def test_worker_threads_below_one_is_one_line_and_exit_2(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["worker", "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err

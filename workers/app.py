@@ -14,11 +14,15 @@ and beat commands set that variable before they start.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+import pyarrow as pa
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Queue
+from threadpoolctl import threadpool_limits
 
 from controller.config import DEFAULT_CONFIG, ENV_PREFIX, ServiceConfig, load_service_config
 
@@ -31,6 +35,8 @@ It must exceed the longest retrain, or a long retrain is delivered twice (harmle
 retrain is claimed once, but wasteful); tests lower it to see a killed worker's task redone soon.
 """
 
+
+THREADS_ENV = f"{ENV_PREFIX}WORKER_THREADS"
 
 NAMESPACE_ENV = f"{ENV_PREFIX}REDIS_NAMESPACE"
 """Prefix of every Redis key the service uses (queues, results, locks), so that several
@@ -89,6 +95,19 @@ def configure(app: Celery, service: ServiceConfig) -> Celery:
         beat_max_loop_interval=5,
     )
     return app
+
+
+@worker_process_init.connect
+def one_thread_per_process(**_: object) -> None:
+    """Each pool process computes on one thread (numpy's BLAS, pyarrow): the pool already runs one
+    process per core, and threads on top of it fight over the same cores. ``retrainctl worker
+    --threads`` (``RETRAIN_WORKER_THREADS``) sets another count, for a training worker say."""
+    raw = os.environ.get(THREADS_ENV, "1")
+    threads = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    if str(threads) != raw.strip():
+        logging.getLogger(__name__).warning("%s=%r is not a positive whole number; using 1", THREADS_ENV, raw)
+    threadpool_limits(threads)
+    pa.set_cpu_count(threads)
 
 
 app = configure(Celery("retrain", include=["workers.tasks"]), service_settings())

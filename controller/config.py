@@ -236,11 +236,16 @@ def validate(model: type[M], data: Any, file: str) -> M:
         raise ConfigError(file, path, msg) from None
 
 
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML has it: a worker reads every model file when it starts and
+when one changes (about 6 ms a file in Python, a tenth of that in C)."""
+
+
 def read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(str(path), "", "file not found")
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        return yaml.load(path.read_text(), Loader=_YAML_LOADER) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""

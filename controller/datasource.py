@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -269,6 +270,29 @@ class Window:
         return self.n_labeled / len(self.rows) if len(self.rows) else 0.0
 
 
+def _arrived(labels: pd.DataFrame, rows: pd.DataFrame, id_column: str, label: str) -> np.ndarray:
+    """Each row's arrived label (missing where none arrived): a left join on the id, without
+    copying every column of the window as a merge does. A label sent again: the last one counts.
+
+    Labels kept in the rows' own order with increasing ids (one file per window, written in
+    order) are taken as they are; anything else is joined through a hash index.
+    """
+    label_ids = labels[id_column].to_numpy()
+    row_ids = rows[id_column].to_numpy()
+    if (
+        len(label_ids) == len(row_ids)
+        and label_ids.dtype.kind in "iu"
+        and np.array_equal(label_ids, row_ids)
+        and bool(np.all(label_ids[1:] > label_ids[:-1]))
+    ):
+        return labels[label].to_numpy().copy()
+    ids = pd.Index(label_ids)
+    if not ids.is_unique:
+        labels = labels.drop_duplicates(id_column, keep="last")
+        ids = pd.Index(labels[id_column].to_numpy())
+    return pd.Series(labels[label].to_numpy(), index=ids).reindex(row_ids).to_numpy()
+
+
 def load_window(model: ModelConfig, end: datetime, hours: float | None = None) -> Window:
     """The model's current window ending at ``end``, with arrived labels joined by id."""
     data: DataConfig = model.data
@@ -282,15 +306,9 @@ def load_window(model: ModelConfig, end: datetime, hours: float | None = None) -
         require_columns(labels, [data.id_column, label], f"labels of {model.name}")
         if len(rows):
             require_columns(rows, [data.id_column], f"data of {model.name}")
-        ids = pd.Index(labels[data.id_column].to_numpy())
-        if not ids.is_unique:  # a label sent again: the last one counts
-            labels = labels.drop_duplicates(data.id_column, keep="last")
-            ids = pd.Index(labels[data.id_column].to_numpy())
-        # A left join on the id, without copying every column of the window as a merge does.
-        arrived = pd.Series(labels[label].to_numpy(), index=ids)
         if label in rows.columns:
             rows = rows.drop(columns=[label])
-        rows[label] = arrived.reindex(rows[data.id_column].to_numpy()).to_numpy()
+        rows[label] = _arrived(labels, rows, data.id_column, label)
     elif label not in rows.columns:
         rows[label] = pd.NA
     if data.label_delay_hours > 0 and len(rows):

@@ -54,7 +54,7 @@ from detectors.estimation import (
 from detectors.evidently_engine import run_evidently
 from detectors.multivariate import domain_classifier_drift
 from detectors.performance import MetricValue, baseline_metrics, class_codes, higher_is_better, realized_performance
-from detectors.profile import CurrentWindow, ReferenceProfile, build_profile
+from detectors.profile import ColumnsOf, CurrentWindow, ReferenceProfile, build_profile
 from detectors.quality import check_quality
 
 EVENT_OF = {Action.TRIGGER: "retrain.triggered", Action.DEFER: "retrain.deferred", Action.VETO: "retrain.vetoed"}
@@ -731,8 +731,8 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     estimation_error = None
 
     signals_extra: dict[str, Any] = {"n_rows": len(rows), "version": version.version}
-    current = rows[[c for c in features if c in rows.columns]]
-    window_columns = CurrentWindow(current)  # each column read once, for quality and drift
+    # the features, read in place; each column read once, for quality, drift and scoring
+    window_columns = CurrentWindow(ColumnsOf(rows, [c for c in features if c in rows.columns]))
     quality = check_quality(profile, window_columns)
     failures = tuple(quality.failures)
     drift_share, dataset_drift = None, False
@@ -740,7 +740,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     if len(rows):
         if cfg.drift.engine == "evidently":
             # evidently itself, on the reference the profile keeps; its HTML goes to MLflow per check.
-            run = run_evidently(profile, current, cfg.drift)
+            run = run_evidently(profile, window_columns.dataframe(), cfg.drift)
             drift = run.report
             with tempfile.TemporaryDirectory() as tmp:
                 run.save_html(Path(tmp) / "drift.html")
@@ -752,9 +752,9 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
             drift = detect_drift(profile, window_columns, cfg.drift)
         drift_share, dataset_drift = drift.drift_share, drift.drifted
         signals_extra["drift"] = drift.to_dict()
-        if cfg.multivariate_drift and profile.row_sample is not None and not failures and len(current) >= 30:
+        if cfg.multivariate_drift and profile.row_sample is not None and not failures and len(rows) >= 30:
             # Joint shifts whose margins look alike: a classifier told to separate the two windows.
-            md = domain_classifier_drift(profile, current, random_state=check_id)
+            md = domain_classifier_drift(profile, window_columns.dataframe(), random_state=check_id)
             signals_extra["multivariate_drift"] = {
                 "auc": md.auc,
                 "threshold": md.threshold,

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from detectors.profile import (
     ColumnProfile,
+    ColumnsOf,
     CurrentColumn,
     CurrentWindow,
     ReferenceProfile,
@@ -224,7 +225,7 @@ def detect_drift(
     if options.engine == "evidently":
         from detectors.evidently_engine import run_evidently
 
-        frame = current.frame if isinstance(current, CurrentWindow) else current
+        frame = current.dataframe() if isinstance(current, CurrentWindow) else current
         return run_evidently(reference, frame, options).report
     profile = _as_profile(reference, options)
     _check_overrides(profile, options)
@@ -284,7 +285,7 @@ def detect_prediction_drift(
     return detect_drift(profile, frame, options.model_copy(update={"columns": (name,), "categorical": cat})).columns[0]
 
 
-def _columns_to_check(profile: ReferenceProfile, current: pd.DataFrame, options: DriftOptions) -> list[str]:
+def _columns_to_check(profile: ReferenceProfile, current: pd.DataFrame | ColumnsOf, options: DriftOptions) -> list[str]:
     if options.columns is not None:
         unknown = [c for c in options.columns if c not in profile and c not in current.columns]
         if unknown:

@@ -186,6 +186,35 @@ class CurrentColumn:
         return Sample.from_numbers(self.finite, is_integer_column(self.series))
 
 
+class ColumnsOf:
+    """Some columns of a DataFrame, read in place: what the checks use of a frame (``columns``,
+    ``len``, one column by name) without the copy that ``frame[columns]`` makes of every column.
+
+    >>> view = ColumnsOf(pd.DataFrame({"id": [1, 2], "x": [0.5, 1.5]}), ["x"])
+    >>> list(view.columns), len(view), view["x"].tolist(), "id" in view.columns
+    (['x'], 2, [0.5, 1.5], False)
+    """
+
+    def __init__(self, frame: pd.DataFrame, columns: Sequence[str]) -> None:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise KeyError(f"not in the frame: {missing}")
+        self.source = frame
+        self.columns = pd.Index(list(columns))
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, name: str) -> pd.Series:
+        if name not in self.columns:
+            raise KeyError(name)
+        return self.source[name]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The columns as a DataFrame of their own (a copy)."""
+        return self.source[list(self.columns)]
+
+
 class CurrentWindow:
     """A current window and the readings of its columns, to pass to several checks.
 
@@ -195,13 +224,17 @@ class CurrentWindow:
     freed before the next column is read, so the allocator reuses warm memory.
     """
 
-    def __init__(self, frame: pd.DataFrame, *, keep: bool = True) -> None:
+    def __init__(self, frame: pd.DataFrame | ColumnsOf, *, keep: bool = True) -> None:
         self.frame = frame
         self.keep = keep
         self._columns: dict[str, CurrentColumn] = {}
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def dataframe(self) -> pd.DataFrame:
+        """The window as a DataFrame (a copy of its columns when it is a :class:`ColumnsOf`)."""
+        return self.frame if isinstance(self.frame, pd.DataFrame) else self.frame.to_frame()
 
     def factorized(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """:attr:`CurrentColumn.factorized` of a column of this window; None when it has none."""

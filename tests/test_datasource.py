@@ -141,3 +141,27 @@ def test_a_file_wholly_inside_the_window_is_not_cut_row_by_row(tmp_path: Path, t
     rows.to_parquet(path)
     assert not _all_within(pq.ParquetFile(path), "timestamp", start, end)
     assert len(FileDataSource(str(path), "timestamp").read(start, end)) == len(rows) - 1
+
+
+def test_labels_in_the_rows_order_join_as_a_hash_join_would() -> None:
+    from controller.datasource import _arrived
+
+    rows = pd.DataFrame({"id": [10, 11, 12, 13], "x": [0.1, 0.2, 0.3, 0.4]})
+
+    def hashed(labels: pd.DataFrame) -> list[object]:
+        last = labels.drop_duplicates("id", keep="last").set_index("id")["label"]
+        return last.reindex(rows["id"]).tolist()
+
+    cases = [
+        pd.DataFrame({"id": [10, 11, 12, 13], "label": [1, 0, 1, 1]}),  # same order: taken as is
+        pd.DataFrame({"id": [13, 11, 12, 10], "label": [1, 0, 1, 0]}),  # shuffled
+        pd.DataFrame({"id": [10, 12], "label": [1, 0]}),  # some not arrived yet
+        pd.DataFrame({"id": [10, 11, 11, 13], "label": [1, 0, 1, 1]}),  # one sent again: the last counts
+    ]
+    for labels in cases:
+        got = _arrived(labels, rows, "id", "label")
+        assert pd.Series(got).tolist() == pytest.approx(hashed(labels), nan_ok=True)
+    ordered = _arrived(cases[0], rows, "id", "label")
+    assert ordered.dtype.kind == "i"
+    ordered[0] = 9  # a copy: the labels frame is not written through
+    assert cases[0]["label"].iloc[0] == 1

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import wasserstein_distance as scipy_wasserstein
 
 from detectors.drift import DriftOptions, detect_drift
-from detectors.profile import CurrentColumn, CurrentWindow, build_profile, dtype_family
+from detectors.profile import ColumnsOf, CurrentColumn, CurrentWindow, build_profile, dtype_family
 from detectors.quality import check_quality
 from detectors.stattests import Sample, get_stattest
 from detectors.stattests.base import plain_label
@@ -166,3 +166,9 @@ def test_a_shared_window_gives_the_same_reports(rows: int) -> None:
     assert check_quality(profile, window) == check_quality(profile, cur)
     shared, alone = detect_drift(profile, window, options), detect_drift(profile, cur, options)
     assert repr(shared) == repr(alone)  # repr: NaN scores compare equal as text
+    # the same columns read in place from a wider frame (a window's rows with id and label)
+    wide = cur.assign(id=np.arange(rows), label=rng.integers(0, 2, rows))
+    in_place = CurrentWindow(ColumnsOf(wide, list(cur.columns)))
+    assert check_quality(profile, in_place) == check_quality(profile, cur)
+    assert repr(detect_drift(profile, in_place, options)) == repr(alone)
+    pd.testing.assert_frame_equal(in_place.dataframe(), cur)

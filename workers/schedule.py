@@ -194,7 +194,7 @@ class ConfigScheduler(Scheduler):
                 # Held until the entries due now are all seen, then sent in batches (see tick).
                 self.pending.append((cfg.name, slot_key(cfg, datetime.now(UTC))))
                 if advance:
-                    entry = self.reserve(entry)
+                    self.reserve(entry)
                 return None
         return super().apply_async(entry, producer, advance, **kwargs)
 

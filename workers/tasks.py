@@ -71,6 +71,15 @@ class ControllerTask(Task):
             raise self.retry(exc=exc, countdown=exc.delay) from exc
 
 
+REDONE_IF_WORKER_DIES: dict[str, Any] = {
+    "base": ControllerTask,
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+}
+"""Options of the tasks whose message goes back to the queue when their worker dies mid-task."""
+
+
 def kick_delivery(client: redis.Redis) -> None:
     """Queue one outbox delivery unless one is already queued (many checks, one deliverer)."""
     if client.set(redis_key(DELIVER_PENDING_KEY), "1", nx=True, ex=30):
@@ -87,17 +96,6 @@ def _recently_checked(
     return (now - last[0]).total_seconds() < interval / 2
 
 
-def _result(model: str, outcome: CheckOutcome) -> dict[str, Any]:
-    return {
-        "model": model,
-        "check_id": outcome.check_id,
-        "decision_id": outcome.decision_id,
-        "decision": outcome.decision.action.value if outcome.decision else None,
-        "retrain_id": outcome.retrain_id,
-        "skipped": outcome.skipped,
-    }
-
-
 def _check_locked(p: _Process, model: str, request_key: str | None) -> CheckOutcome:
     """One check under the model's lock; its retrain queued on TRIGGER."""
     with model_lock(p.redis, model, p.ctx.service.check_lock_seconds):
@@ -107,14 +105,7 @@ def _check_locked(p: _Process, model: str, request_key: str | None) -> CheckOutc
     return outcome
 
 
-@app.task(
-    base=ControllerTask,
-    bind=True,
-    name="retrain.check",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=30,
-)
+@app.task(name="retrain.check", max_retries=30, **REDONE_IF_WORKER_DIES)
 def check(self: Task, model: str, request_key: str | None = None, scheduled: bool = False) -> dict[str, Any]:
     """Check one model under its lock; on TRIGGER queue the retrain it created."""
     p = process()
@@ -126,17 +117,17 @@ def check(self: Task, model: str, request_key: str | None = None, scheduled: boo
     outcome = _check_locked(p, model, request_key)
     if not outcome.skipped:
         kick_delivery(p.redis)
-    return _result(model, outcome)
+    return {
+        "model": model,
+        "check_id": outcome.check_id,
+        "decision_id": outcome.decision_id,
+        "decision": outcome.decision.action.value if outcome.decision else None,
+        "retrain_id": outcome.retrain_id,
+        "skipped": outcome.skipped,
+    }
 
 
-@app.task(
-    base=ControllerTask,
-    bind=True,
-    name="retrain.check_batch",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=0,
-)
+@app.task(name="retrain.check_batch", max_retries=0, **REDONE_IF_WORKER_DIES)
 def check_batch(self: Task, checks: list[list[str]]) -> dict[str, Any]:
     """Scheduled checks of several models, ``[[model, request_key], ...]``, one after the other.
 
@@ -172,14 +163,7 @@ def check_batch(self: Task, checks: list[list[str]]) -> dict[str, Any]:
     return counts
 
 
-@app.task(
-    base=ControllerTask,
-    bind=True,
-    name="retrain.retrain",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=10,
-)
+@app.task(name="retrain.retrain", max_retries=10, **REDONE_IF_WORKER_DIES)
 def retrain(self: Task, retrain_id: int) -> dict[str, Any]:
     """Run one retrain; a second delivery finds it claimed and does nothing."""
     p = process()

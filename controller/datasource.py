@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -56,8 +57,13 @@ def _read_file(
     time_column: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    text_as_categories: Collection[str] | None = None,
 ) -> tuple[pd.DataFrame, bool]:
-    """:func:`read_table`, and whether the rows are already cut to ``[start, end)``."""
+    """:func:`read_table`, and whether the rows are already cut to ``[start, end)``.
+
+    With ``text_as_categories`` (the columns to leave as they are), a Parquet file's other text
+    columns are read as dictionaries, i.e. pandas categoricals: a text column decodes and counts
+    by its few distinct values instead of one Python string per row."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: file not found")
@@ -66,20 +72,33 @@ def _read_file(
         if kind == "csv":
             return pd.read_csv(p), False
         parquet = pq.ParquetFile(p)
+        text = [] if text_as_categories is None else _text_columns(parquet.schema_arrow, exclude=text_as_categories)
+        if text:
+            parquet = pq.ParquetFile(p, metadata=parquet.metadata, read_dictionary=text)
         # A small file is decoded on this thread: a thread pool costs more than it saves there.
+        # Each column keeps its own block: no copy of every number into one 2-D block.
         threads = parquet.metadata.num_rows > SMALL_FILE_ROWS
         filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
         if filters is None:
-            return parquet.read(use_threads=threads).to_pandas(use_threads=threads), False
+            return parquet.read(use_threads=threads).to_pandas(use_threads=threads, split_blocks=True), False
         if parquet.metadata.num_row_groups == 1 and time_column is not None:
             # one row group: nothing to skip; a mask on the decoded table costs less than a dataset scan
             table = parquet.read(use_threads=threads)
             if not _all_within(parquet, time_column, start, end):
                 table = _cut(table, time_column, start, end)
-            return table.to_pandas(use_threads=threads), True
-        return pd.read_parquet(p, filters=filters), True
+            return table.to_pandas(use_threads=threads, split_blocks=True), True
+        return pd.read_parquet(p, filters=filters, **({"read_dictionary": text} if text else {})), True
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _text_columns(schema: pa.Schema, exclude: Collection[str]) -> list[str]:
+    """The plain text columns of a Parquet schema, but those in ``exclude``."""
+    return [
+        f.name
+        for f in schema
+        if f.name not in exclude and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    ]
 
 
 def _all_within(parquet: pq.ParquetFile, column: str, start: datetime | None, end: datetime | None) -> bool:
@@ -187,6 +206,8 @@ class FileDataSource:
     pattern: str
     time_column: str
     fmt: str = "auto"
+    text_as_categories: Collection[str] | None = None
+    """Read Parquet text columns as categoricals, but these (see :func:`_read_file`); None: as strings."""
 
     def files(self) -> list[Path]:
         p = Path(self.pattern)
@@ -201,7 +222,7 @@ class FileDataSource:
     def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         parts = []
         for f in self.files():
-            df, cut = _read_file(f, self.fmt, self.time_column, start, end)
+            df, cut = _read_file(f, self.fmt, self.time_column, start, end, self.text_as_categories)
             parts.append(df if cut else _in_range(df, self.time_column, start, end, str(f)))
         if (
             len(parts) == 1
@@ -245,9 +266,15 @@ class SqlDataSource:
             engine.dispose()
 
 
-def make_source(spec: FileSource | SqlSource, time_column: str, source_file: str | None) -> DataSource:
+def make_source(
+    spec: FileSource | SqlSource,
+    time_column: str,
+    source_file: str | None,
+    text_as_categories: Collection[str] | None = None,
+) -> DataSource:
     if isinstance(spec, FileSource):
-        return FileDataSource(str(relative_to_config(spec.path, source_file)), time_column, spec.format)
+        path = str(relative_to_config(spec.path, source_file))
+        return FileDataSource(path, time_column, spec.format, text_as_categories)
     return SqlDataSource(spec.url, time_column, spec.table, spec.query)
 
 
@@ -293,11 +320,17 @@ def _arrived(labels: pd.DataFrame, rows: pd.DataFrame, id_column: str, label: st
     return pd.Series(labels[label].to_numpy(), index=ids).reindex(row_ids).to_numpy()
 
 
-def load_window(model: ModelConfig, end: datetime, hours: float | None = None) -> Window:
-    """The model's current window ending at ``end``, with arrived labels joined by id."""
+def load_window(model: ModelConfig, end: datetime, hours: float | None = None, categories: bool = False) -> Window:
+    """The model's current window ending at ``end``, with arrived labels joined by id.
+
+    With ``categories``, the Parquet text columns other than the id, time, label and prediction
+    columns are read as pandas categoricals (what a check reads: the detectors and the scorer take
+    them as they take strings, and they cost a fraction to decode and count)."""
     data: DataConfig = model.data
     start = end - timedelta(hours=hours or data.window_hours)
-    rows = make_source(data.source, data.time_column, model.source_file).read(start, end)
+    plain = {data.id_column, data.time_column, data.label_column, model.prediction_column, *model.proba_columns}
+    source = make_source(data.source, data.time_column, model.source_file, plain if categories else None)
+    rows = source.read(start, end)
     if not (isinstance(rows.index, pd.RangeIndex) and rows.index.start == 0 and rows.index.step == 1):
         rows = rows.reset_index(drop=True)
     label = data.label_column

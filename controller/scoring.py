@@ -116,7 +116,11 @@ class LinearScorer:
         categories are looked up once per label instead of once per row."""
         z = np.broadcast_to(self.intercept, (len(df), len(self.intercept))).copy()
         if self.numeric:
-            x = df[list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+            # column by column: a window read with a block per column (split_blocks) would
+            # otherwise be interleaved row by row, five times slower
+            x = np.empty((len(df), len(self.numeric)), dtype=np.float64)
+            for j, column in enumerate(self.numeric):
+                x[:, j] = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isnan(x).any():
                 return None  # scikit-learn refuses missing numbers: let it say so
             z += ((x - self.mean) / self.scale) @ self.numeric_weights

@@ -722,7 +722,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     if baseline.profile is None:
         raise GiveUp(f"{cfg.registered_model} v{version.version} has no reference profile in its baseline")
     profile = ctx.profile(baseline)
-    window = load_window(cfg, now)
+    window = load_window(cfg, now, categories=True)
     rows = window.rows
     features = features_of(cfg, profile.columns)
     metric = primary_metric(cfg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -165,3 +166,20 @@ def test_labels_in_the_rows_order_join_as_a_hash_join_would() -> None:
     assert ordered.dtype.kind == "i"
     ordered[0] = 9  # a copy: the labels frame is not written through
     assert cases[0]["label"].iloc[0] == 1
+
+
+def test_a_window_reads_feature_text_as_categories_and_keeps_the_rest(tmp_path: Path) -> None:
+    rows = make_rows(400, T0, seed=3).assign(prediction=lambda d: np.where(d["x1"] > 0, "yes", "no"))
+    rows["id"] = rows["id"].astype(str)
+    rows["label"] = np.where(rows["label"] == 1, "pos", "neg")
+    (tmp_path / "data").mkdir()
+    rows.to_parquet(tmp_path / "data" / "rows.parquet")
+    path = write_configs(tmp_path, "data/*")
+    cfg = load_models(load_service_config(path, env={}))["m1"]
+    end = T0 + timedelta(days=7)
+    as_text, as_categories = load_window(cfg, end), load_window(cfg, end, categories=True)
+    assert isinstance(as_categories.rows["color"].dtype, pd.CategoricalDtype)
+    for column in ("id", "label", "prediction"):  # what is joined on, scored against or compared stays text
+        assert as_categories.rows[column].dtype == object, column
+    assert as_text.rows["color"].dtype == object
+    assert as_categories.rows.astype({"color": object}).equals(as_text.rows)

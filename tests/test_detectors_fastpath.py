@@ -13,7 +13,7 @@ from detectors.drift import DriftOptions, detect_drift
 from detectors.profile import ColumnsOf, CurrentColumn, CurrentWindow, build_profile, dtype_family
 from detectors.quality import check_quality
 from detectors.stattests import Sample, get_stattest
-from detectors.stattests.base import plain_label
+from detectors.stattests.base import factorize_labels, plain_label
 from detectors.stattests.wasserstein import wasserstein_distance
 
 CATEGORICAL = ("s", "u", "onull", "code")
@@ -76,8 +76,10 @@ def test_a_column_is_read_as_pandas_reads_it(series: pd.Series) -> None:
     col = CurrentColumn(series)
     assert col.n_null == int(series.isna().sum())
     assert col.family == dtype_family(series)
+    # a categorical column reads as its values would as objects: categories that never occur are not values
+    plain = series.astype(object) if isinstance(series.dtype, pd.CategoricalDtype) else series
     try:
-        slow = _slow_sample(series, "categorical")
+        slow = _slow_sample(plain, "categorical")
     except TypeError:  # unhashable labels are compared by their text, on both paths
         slow = _slow_sample(series.map(lambda v: v if v is None else str(v)), "categorical")
     assert col.labels.values.tolist() == slow.values.tolist()
@@ -172,3 +174,16 @@ def test_a_shared_window_gives_the_same_reports(rows: int) -> None:
     assert check_quality(profile, in_place) == check_quality(profile, cur)
     assert repr(detect_drift(profile, in_place, options)) == repr(alone)
     pd.testing.assert_frame_equal(in_place.dataframe(), cur)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_a_categorical_factorizes_as_its_values_as_objects(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 8))
+    values = rng.choice([f"v{i}" for i in range(k)] + [None], int(rng.integers(0, 60))).astype(object)
+    categories = [f"v{i}" for i in rng.permutation(k + 2)]  # in any order, some never used
+    got = factorize_labels(pd.Series(pd.Categorical(values, categories=categories)))
+    want = pd.factorize(values, use_na_sentinel=True)
+    assert got is not None
+    assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
+    assert got[1].tolist() == want[1].tolist()

@@ -378,3 +378,27 @@ def test_multivariate_drift_sees_a_joint_shift_the_columns_hide(tmp_path: Path) 
     md = out.signals["multivariate_drift"]
     assert md["drifted"] and md["auc"] > md["threshold"]
     assert {c for c, _ in md["top_columns"][:2]} & {"x1", "x2"}
+
+
+def test_a_check_reads_text_columns_as_categories_and_decides_as_on_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import controller.service as service
+
+    week = make_rows(3000, T0, seed=11, shift=0.4)
+    week.loc[week.index[::7], "color"] = None  # nulls too
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    categories_ctx = _setup(tmp_path / "a", week)
+    read = service.load_window(categories_ctx.model("m1"), T0 + WEEK, categories=True)
+    assert isinstance(read.rows["color"].dtype, pd.CategoricalDtype)
+    with_categories = run_check(categories_ctx, "m1")
+
+    plain = service.load_window
+    monkeypatch.setattr(service, "load_window", lambda cfg, end, categories=False: plain(cfg, end))
+    strings_ctx = _setup(tmp_path / "b", week)
+    assert strings_ctx.model("m1").name == "m1"
+    with_strings = run_check(strings_ctx, "m1")
+    assert with_strings.signals["drift"]["columns"] and with_categories.signals["n_rows"] == 3000
+    assert with_categories.signals == with_strings.signals
+    assert with_categories.decision == with_strings.decision

@@ -213,13 +213,31 @@ def factorize_labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
     """``pd.factorize`` of an object column: codes (-1 for nulls) and labels in order of first
     appearance; None for other dtypes and for unhashable values. (Objects only: there it costs a
     third of ``value_counts`` on a short window, and yields the nulls and the first value too;
-    numbers and booleans count faster with ``value_counts``.)"""
+    numbers and booleans count faster with ``value_counts``.)
+
+    A categorical column of text gives what its values as objects would give, from its codes
+    (no hashing): its categories in order of first appearance, the unused ones left out."""
+    if isinstance(series.dtype, pd.CategoricalDtype) and series.dtype.categories.dtype.kind == "O":
+        return _renumbered(np.asarray(series.array.codes), series.dtype.categories.to_numpy())
     if not (isinstance(series.dtype, np.dtype) and series.dtype.kind == "O"):
         return None
     try:
         return pd.factorize(series.to_numpy(), use_na_sentinel=True)
     except TypeError:
         return None
+
+
+def _renumbered(codes: np.ndarray, categories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Categorical codes (-1 for nulls) renumbered by first appearance, as ``pd.factorize`` numbers
+    the values, with the categories that occur, in that order."""
+    n, k = len(codes), len(categories)
+    first = np.full(k + 1, n, dtype=np.intp)  # the extra last entry takes the nulls' (-1) rows
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each category's first row
+    used = np.flatnonzero(first[:k] < n)
+    order = used[np.argsort(first[used], kind="stable")]
+    renumber = np.full(len(categories) + 1, -1, dtype=np.intp)  # the extra last entry maps -1 to -1
+    renumber[order] = np.arange(len(order))
+    return renumber[codes], categories[order]
 
 
 def counts_of(codes: np.ndarray, uniques: np.ndarray) -> tuple[list[Any], np.ndarray]:

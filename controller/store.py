@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
@@ -202,6 +202,16 @@ def month_of(when: datetime) -> str:
 
 def to_jsonable(value: Any) -> Any:
     """Dataclasses, enums, datetimes and floats (inf/nan become None) as plain JSON values."""
+    kind = type(value)
+    # the plain types first, by exact type: a check's signals hold a few hundred of them
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [to_jsonable(v) for v in value]
     if is_dataclass(value) and not isinstance(value, type):
         return {k: to_jsonable(v) for k, v in asdict(value).items()}
     if isinstance(value, Enum):
@@ -315,6 +325,18 @@ class Store:
             yield s
         self._model_rows.update(s.info.get("model_rows", {}))  # only once the transaction committed
 
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """One transaction of Core reads: on the connection a check pinned (see
+        :meth:`one_connection`), else on a pooled one."""
+        conn = getattr(self._pinned, "conn", None)
+        if conn is None:
+            with self.engine.connect() as own, own.begin():
+                yield own
+            return
+        with conn.begin():
+            yield conn
+
     # models -------------------------------------------------------------------------------
     def _upsert_model(
         self,
@@ -363,10 +385,10 @@ class Store:
             if model_row is not None:
                 self._upsert_model(s, model, *model_row)
             values = {"model": model, "status": "running", "started_at": now, "request_key": request_key}
-            insert = self._insert_or_skip(CheckRow, "request_key")
+            insert = self._insert_or_skip(CheckRow, "request_key", returning=True)
             if request_key is not None and insert is not None:
                 # the usual case, a new key, in one statement; a known key is looked up below
-                new_id = s.connection().execute(insert.values(**values).returning(_table(CheckRow).c.id)).scalar()
+                new_id = s.connection().execute(insert, values).scalar()
                 if new_id is not None:
                     return int(new_id), False
             if request_key is not None:
@@ -421,27 +443,24 @@ class Store:
         checks = _table(CheckRow)
         with self.session() as s:
             conn = s.connection()
-            done = (
-                sa.update(checks)
-                .where(checks.c.id == check_id)
-                .values(
-                    status="done",
-                    finished_at=now,
-                    version=version,
-                    signals=to_jsonable(signals),
-                    n_rows=signals.get("n_rows"),
-                    drift_share=signals.get("drift_share"),
-                    metric=signals.get("metric"),
-                    metric_value=signals.get("current"),
-                    metric_source=signals.get("source"),
-                    metric_baseline=_finite(signals.get("baseline")),
-                    change_at=signals.get("change_at"),
-                )
-            )
+            done = {
+                "id_": check_id,
+                "status": "done",
+                "finished_at": now,
+                "version": version,
+                "signals": to_jsonable(signals),
+                "n_rows": signals.get("n_rows"),
+                "drift_share": signals.get("drift_share"),
+                "metric": signals.get("metric"),
+                "metric_value": signals.get("current"),
+                "metric_source": signals.get("source"),
+                "metric_baseline": _finite(signals.get("baseline")),
+                "change_at": signals.get("change_at"),
+            }
             if dialect.update_returning:
-                model = conn.execute(done.returning(checks.c.model)).scalar_one()
+                model = conn.execute(_finish_update(returning=True), done).scalar_one()
             else:
-                conn.execute(done)
+                conn.execute(_finish_update(returning=False), done)
                 model = conn.execute(sa.select(checks.c.model).where(checks.c.id == check_id)).scalar_one()
             decision_id = self._insert(
                 s,
@@ -478,23 +497,16 @@ class Store:
 
     def _insert(self, s: Session, table: type[Base], **values: Any) -> int:
         """Insert one row; its id."""
-        t = _table(table)
-        stmt = sa.insert(t).values(**values)
         if self.engine.dialect.insert_returning:
-            return int(s.connection().execute(stmt.returning(t.c.id)).scalar_one())
-        key = s.connection().execute(stmt).inserted_primary_key
+            return int(s.connection().execute(_insert_statement(table, returning=True), values).scalar_one())
+        key = s.connection().execute(_insert_statement(table, returning=False), values).inserted_primary_key
         assert key is not None, "an insert without RETURNING gives its primary key"
         return int(key[0])
 
-    def _insert_or_skip(self, table: type[Base], unique: str) -> Any:
-        """``INSERT ... ON CONFLICT (unique) DO NOTHING`` where the database has it, else None."""
-        name = self.engine.dialect.name
-        if name not in ("postgresql", "sqlite"):
-            return None
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert = postgresql.insert if name == "postgresql" else sqlite.insert
-        return insert(_table(table)).on_conflict_do_nothing(index_elements=[unique])
+    def _insert_or_skip(self, table: type[Base], unique: str, returning: bool = False) -> Any:
+        """``INSERT ... ON CONFLICT (unique) DO NOTHING`` (``RETURNING id``) where the database
+        has it, else None; the columns come with the values at execution."""
+        return _insert_or_skip_statement(self.engine.dialect.name, table, unique, returning)
 
     def _insert_new_outbox(self, s: Session, rows: list[dict[str, Any]]) -> None:
         """Insert outbox rows whose dedupe key is not there yet (a check redone after a crash)."""
@@ -553,26 +565,30 @@ class Store:
         finished checks (``check_history``) and, with ``metric``, the estimate's past errors."""
         q = _snapshot_queries()
         args = {"model": model, "now": now, "month": month_of(now)}
-        with self.session() as s:
-            retrains = list(s.scalars(q["retrains"], {**args, "limit": retrain_limit}))
+        # Core reads, not the ORM's: the few rows become (detached) row objects afterwards.
+        with self._reading() as conn:
+            retrains = _rows_as(RetrainRow, conn.execute(q["retrains"], {**args, "limit": retrain_limit}))
             in_flight: int | None = sum(r.state in IN_FLIGHT for r in retrains)
             if len(retrains) >= retrain_limit:  # not all of them: count in the store
-                in_flight = s.scalar(
+                in_flight = conn.execute(
                     sa.select(sa.func.count()).where(RetrainRow.model == model, RetrainRow.state.in_(IN_FLIGHT))
-                )
-            active = list(s.scalars(q["overrides"], args))
-            spent = {scope: amount for scope, amount in s.execute(q["budgets"], {**args, "team": f"team:{team}"})}
+                ).scalar()
+            active = _rows_as(OverrideRow, conn.execute(q["overrides"], args))
+            budgets = conn.execute(q["budgets"], {**args, "team": f"team:{team}"})
+            spent = {scope: amount for scope, amount in budgets}
+            latest = _rows_as(DecisionRow, conn.execute(q["latest_decision"], args))
             return ModelSnapshot(
                 retrains=retrains,
-                latest_decision=s.scalar(q["latest_decision"], args),
+                latest_decision=latest[0] if latest else None,
                 veto=next((o for o in active if o.kind == "veto"), None),
                 approval=next((o for o in active if o.kind == "approve"), None),
                 retrain_in_flight=bool(in_flight),
                 spent_this_month=float(spent.get(f"model:{model}") or 0.0),
                 team_spent_this_month=float(spent.get(f"team:{team}") or 0.0) if team else 0.0,
-                history=self._check_history(s, model, history_limit) if history_limit else [],
+                history=self._check_history(conn, model, history_limit) if history_limit else [],
                 estimation_errors=[
-                    float(v) for v in s.scalars(q["estimation_errors"], {**args, "metric": metric, "limit": 20})
+                    float(v)
+                    for v in conn.execute(q["estimation_errors"], {**args, "metric": metric, "limit": 20}).scalars()
                 ]
                 if metric
                 else [],
@@ -606,7 +622,7 @@ class Store:
             return self._check_history(s, model, limit)
 
     @staticmethod
-    def _check_history(s: Session, model: str, limit: int) -> list[CheckPoint]:
+    def _check_history(s: Session | sa.Connection, model: str, limit: int) -> list[CheckPoint]:
         rows = s.execute(_snapshot_queries()["history"], {"model": model, "limit": limit})
         return [CheckPoint(*row[:7]) for row in rows if row[7] == "done"]
 
@@ -873,6 +889,45 @@ class Store:
 
 
 @functools.cache
+def _insert_or_skip_statement(dialect: str, table: type[Base], unique: str, returning: bool) -> Any:
+    """See :meth:`Store._insert_or_skip`; built once per dialect and table."""
+    if dialect not in ("postgresql", "sqlite"):
+        return None
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    t = _table(table)
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t).on_conflict_do_nothing(
+        index_elements=[unique]
+    )
+    return stmt.returning(t.c.id) if returning else stmt
+
+
+R = TypeVar("R", bound="Base")
+
+
+def _rows_as(cls: type[R], rows: Iterable[sa.Row[Any]]) -> list[R]:
+    """Rows of ``cls``'s table read with Core, as (detached) instances of ``cls``."""
+    return [cls(**row._mapping) for row in rows]
+
+
+@functools.cache
+def _insert_statement(table: type[Base], returning: bool) -> Any:
+    """``INSERT`` into ``table`` (``RETURNING id``), built once: the columns come with the values
+    at execution (building a statement and its cache key costs more than running it here)."""
+    t = _table(table)
+    return sa.insert(t).returning(t.c.id) if returning else sa.insert(t)
+
+
+@functools.cache
+def _finish_update(returning: bool) -> Any:
+    """``UPDATE checks ... WHERE id = :id_`` (``RETURNING model``), built once; the columns to set
+    come with the values at execution."""
+    checks = _table(CheckRow)
+    stmt = sa.update(checks).where(checks.c.id == sa.bindparam("id_"))
+    return stmt.returning(checks.c.model) if returning else stmt
+
+
+@functools.cache
 def _snapshot_queries() -> dict[str, Any]:
     """The reads of every check, built once with bound parameters (building and caching a statement
     costs more than running it here)."""
@@ -880,15 +935,18 @@ def _snapshot_queries() -> dict[str, Any]:
     now: sa.BindParameter[datetime] = sa.bindparam("now")
     limit: sa.BindParameter[int] = sa.bindparam("limit")
     return {
-        "retrains": sa.select(RetrainRow).where(RetrainRow.model == model).order_by(RetrainRow.id.desc()).limit(limit),
-        "overrides": sa.select(OverrideRow)
+        "retrains": sa.select(_table(RetrainRow))
+        .where(RetrainRow.model == model)
+        .order_by(RetrainRow.id.desc())
+        .limit(limit),
+        "overrides": sa.select(_table(OverrideRow))
         .where(OverrideRow.model == model, OverrideRow.expires_at > now, OverrideRow.consumed_at.is_(None))
         .order_by(OverrideRow.id.desc()),
         "budgets": sa.select(BudgetRow.scope, BudgetRow.spent).where(
             BudgetRow.scope.in_([sa.literal("model:") + model, sa.bindparam("team")]),
             BudgetRow.month == sa.bindparam("month"),
         ),
-        "latest_decision": sa.select(DecisionRow)
+        "latest_decision": sa.select(_table(DecisionRow))
         .where(DecisionRow.model == model)
         .order_by(DecisionRow.id.desc())
         .limit(1),

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import json
+import random
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from controller.decision import Action, Decision, Numbers, Reason
-from controller.store import ModelRow, Store
+from controller.store import ModelRow, Store, to_jsonable
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -239,3 +245,57 @@ def test_migration_0002_moves_the_history_fields_of_existing_checks_into_columns
     [point] = store.check_history("m")
     assert (point.baseline, point.change_at, point.metric_value) == (0.9, "2026-11-20T00:00:00+00:00", 0.8)
     store.dispose()
+
+
+def _to_jsonable_reference(value: Any) -> Any:
+    """``to_jsonable`` before its fast path for plain types: the one it must still agree with."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _to_jsonable_reference(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable_reference(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_jsonable_reference(v) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_to_jsonable_gives_what_it_gave_before_its_fast_path(seed: int) -> None:
+    rng = random.Random(seed)
+
+    @dataclasses.dataclass
+    class Point:
+        x: Any
+        y: Any
+
+    class Color(enum.Enum):
+        RED = "red"
+
+    leaves = [
+        lambda: rng.choice([float("nan"), float("inf"), -float("inf"), rng.random()]),
+        lambda: np.float64(rng.choice([float("nan"), 0.5])),
+        lambda: rng.randint(-5, 5),
+        lambda: rng.choice([True, False, None, "text", Color.RED]),
+        lambda: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=rng.randint(0, 99)),
+    ]
+
+    def build(depth: int) -> Any:
+        if depth == 0 or rng.random() < 0.3:
+            return rng.choice(leaves)()
+        kind = rng.randrange(4)
+        if kind == 0:
+            return {rng.choice(["a", 1, 2.5, "b"]): build(depth - 1) for _ in range(rng.randint(0, 4))}
+        if kind == 1:
+            return [build(depth - 1) for _ in range(rng.randint(0, 4))]
+        if kind == 2:
+            return tuple(build(depth - 1) for _ in range(rng.randint(0, 3)))
+        return Point(build(depth - 1), build(depth - 1))
+
+    value = build(5)
+    got, want = to_jsonable(value), _to_jsonable_reference(value)
+    assert json.dumps(got, sort_keys=True, default=repr) == json.dumps(want, sort_keys=True, default=repr)

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from controller.config import (
     ModelConfig,
@@ -414,7 +414,7 @@ def wilson_interval(share: float, n: int, confidence: float = 0.9) -> tuple[floa
     >>> print(f"{lo:.4f} {hi:.4f}")
     0.7428 0.7571
     """
-    z = float(stats.norm.ppf(0.5 + confidence / 2.0))
+    z = float(special.ndtri(0.5 + confidence / 2.0))
     z2n = z * z / n
     center = (share + z2n / 2.0) / (1.0 + z2n)
     half = z / (1.0 + z2n) * float(np.sqrt(share * (1.0 - share) / n + z2n / (4.0 * n)))
@@ -480,12 +480,13 @@ def _performance(
     """
     out = _no_performance(metric, baseline)
     label = cfg.data.label_column
-    mask = window.rows[label].notna().to_numpy()
+    labels = window.rows[label]
+    mask = labels.notna().to_numpy()
     realized = None
     if mask.any():
         realized = _realized(
             cfg,
-            window.rows.loc[mask, label].to_numpy(),
+            labels.to_numpy()[mask],
             pred[mask],
             None if proba is None else _proba_for_metrics(proba[mask]),
             metric,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from detectors.estimation import MetricEstimate
 from detectors.performance import MetricValue
@@ -282,15 +282,15 @@ def _p_value(
 ) -> float | None:
     if lower is None or upper is None or upper <= lower:
         return None
-    sd = (upper - lower) / (2.0 * stats.norm.ppf(0.5 + confidence / 2.0))
+    sd = (upper - lower) / (2.0 * special.ndtri(0.5 + confidence / 2.0))
     z = (value - baseline) / sd if higher else (baseline - value) / sd
-    return float(stats.norm.cdf(z))
+    return float(special.ndtr(z))
 
 
 def _noise_points(drops: np.ndarray, lower: float | None, upper: float | None, confidence: float) -> float | None:
     """Check-to-check noise in points: the current interval's width, else the series' own scatter."""
     if lower is not None and upper is not None and upper > lower:
-        return 100.0 * (upper - lower) / (2.0 * float(stats.norm.ppf(0.5 + confidence / 2.0)))
+        return 100.0 * (upper - lower) / (2.0 * float(special.ndtri(0.5 + confidence / 2.0)))
     if len(drops) >= 3:
         # MAD of successive differences: insensitive to the trend the detector is looking for.
         diffs = np.diff(drops)

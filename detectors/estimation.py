@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from sklearn.base import RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
@@ -590,7 +590,7 @@ class DirectLossEstimator:
         n = len(feats)
         if n == 0:
             raise ValueError("cannot estimate on an empty chunk")
-        z = float(stats.norm.ppf(0.5 + self.confidence / 2.0))
+        z = float(special.ndtri(0.5 + self.confidence / 2.0))
         weights = self._shift_weights(feats) if self.shift_correction else None
         out = {}
         for metric in self.metrics:

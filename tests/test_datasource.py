@@ -94,18 +94,23 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
         SqlDataSource(f"sqlite:///{tmp_path / 'empty.db'}", "timestamp", table="predictions").read()
 
 
+@pytest.mark.parametrize("layout", ["null-time", "in-order", "shuffled"])
 @pytest.mark.parametrize("row_group_size", [None, 64])
 @pytest.mark.parametrize("tz", [None, "UTC", "Europe/Berlin"])
 def test_parquet_window_filter_matches_parsing_every_timestamp(
-    tmp_path: Path, tz: str | None, row_group_size: int | None
+    tmp_path: Path, tz: str | None, row_group_size: int | None, layout: str
 ) -> None:
     """The pyarrow filter on a timestamp column keeps exactly what ``pd.to_datetime(utc=True)`` keeps
     (a naive column holds UTC), with bounds in any time zone; in a file of one row group (filtered
-    after decoding) and of several (row groups skipped by their statistics)."""
+    after decoding: sliced when the times are in order without nulls, masked otherwise) and of
+    several (row groups skipped by their statistics)."""
     rows = make_rows(300, T0, seed=3)
     times = pd.to_datetime(rows["timestamp"], utc=True)
     rows["timestamp"] = times.dt.tz_localize(None) if tz is None else times.dt.tz_convert(tz)
-    rows.loc[5, "timestamp"] = pd.NaT
+    if layout == "null-time":
+        rows.loc[5, "timestamp"] = pd.NaT
+    elif layout == "shuffled":
+        rows = rows.sample(frac=1.0, random_state=0).reset_index(drop=True)
     rows.to_parquet(tmp_path / "rows.parquet", row_group_size=row_group_size)
     start = (T0 + timedelta(hours=20)).astimezone(timezone(timedelta(hours=-5)))
     end = T0 + timedelta(days=3)
@@ -183,3 +188,15 @@ def test_a_window_reads_feature_text_as_categories_and_keeps_the_rest(tmp_path: 
         assert as_categories.rows[column].dtype == object, column
     assert as_text.rows["color"].dtype == object
     assert as_categories.rows.astype({"color": object}).equals(as_text.rows)
+
+
+def test_a_window_before_after_or_around_rows_in_order_gets_none_or_all_of_them(tmp_path: Path) -> None:
+    rows = make_rows(100, T0, seed=5)
+    rows.to_parquet(tmp_path / "rows.parquet")
+    src = FileDataSource(str(tmp_path / "rows.parquet"), "timestamp")
+    assert len(src.read(T0 - timedelta(days=9), T0 - timedelta(days=8))) == 0
+    assert len(src.read(T0 + timedelta(days=8), T0 + timedelta(days=9))) == 0
+    assert len(src.read(T0 + timedelta(days=3), T0 + timedelta(days=2))) == 0  # an empty range
+    first = pd.Timestamp(rows["timestamp"].min()).to_pydatetime()
+    assert len(src.read(first, T0 + timedelta(days=9))) == 100  # the start is included
+    assert len(src.read(T0 - timedelta(days=1), first)) == 0  # the end is not

@@ -72,6 +72,8 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     _model_cache: dict[tuple[str, str], Any] = field(default_factory=dict)
     _profiles: dict[str, ReferenceProfile] = field(default_factory=dict)
+    # id of a profile's bytes -> (those bytes, kept alive so the id stays theirs; the profile)
+    _profile_of_bytes: dict[int, tuple[bytes, ReferenceProfile]] = field(default_factory=dict)
     # What is derived from one model version, keyed ``(registered model, version, ...)``; kept per
     # process and, with the registry's machine cache, on disk for the worker's other processes.
     _scorers: VersionCache[Scorer] = field(init=False)
@@ -153,11 +155,18 @@ class Context:
         return out
 
     def profile(self, baseline: Baseline) -> ReferenceProfile:
-        """The baseline's reference profile, decoded once per process (keyed by the bytes' hash)."""
+        """The baseline's reference profile, decoded once per process (keyed by the bytes' hash).
+
+        The registry hands out the same bytes object for a version each time: that object is
+        recognized without hashing it again (a profile keeps its reference sample: hundreds of KB)."""
         assert baseline.profile is not None
+        seen = self._profile_of_bytes.get(id(baseline.profile))
+        if seen is not None and seen[0] is baseline.profile:
+            return seen[1]
         key = hashlib.sha256(baseline.profile).hexdigest()
         if key not in self._profiles:
             self._profiles[key] = ReferenceProfile.from_bytes(baseline.profile)
+        self._profile_of_bytes[id(baseline.profile)] = (baseline.profile, self._profiles[key])
         return self._profiles[key]
 
     def prediction_profile(

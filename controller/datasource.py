@@ -84,7 +84,10 @@ def _read_file(
         if parquet.metadata.num_row_groups == 1 and time_column is not None:
             # one row group: nothing to skip; a mask on the decoded table costs less than a dataset scan
             table = parquet.read(use_threads=threads)
-            if not _all_within(parquet, time_column, start, end):
+            in_order = _slice_in_order(table, time_column, start, end)
+            if in_order is not None:
+                table = in_order
+            elif not _all_within(parquet, time_column, start, end):
                 table = _cut(table, time_column, start, end)
             return table.to_pandas(use_threads=threads, split_blocks=True), True
         return pd.read_parquet(p, filters=filters, **({"read_dictionary": text} if text else {})), True
@@ -115,21 +118,28 @@ def _all_within(parquet: pq.ParquetFile, column: str, start: datetime | None, en
         return False
 
 
-def _cut(table: pa.Table, column: str, start: datetime | None, end: datetime | None) -> pa.Table:
-    """The rows of ``table`` with ``start <= column < end`` (a null time is out), as ``_time_filters``.
-
-    Times kept in order, without nulls (as files written over time usually are), are cut by two
-    binary searches into one slice that shares the table's memory; others by a mask."""
+def _slice_in_order(table: pa.Table, column: str, start: datetime | None, end: datetime | None) -> pa.Table | None:
+    """:func:`_cut` of a table whose times are in order, without nulls (as files written over time
+    usually are): two binary searches give one slice that shares the table's memory (the table
+    itself when every row is in). None for other tables."""
     times = table.column(column)
-    if times.null_count == 0 and times.num_chunks == 1 and pa.types.is_timestamp(times.type):
-        ticks = times.chunk(0).view(pa.int64()).to_numpy(zero_copy_only=True)
-        if bool(np.all(ticks[1:] >= ticks[:-1])):
-            def first_at(when: datetime) -> int:  # the first row at or after ``when``
-                return int(np.searchsorted(ticks, pa.scalar(when, type=times.type).value, "left"))
+    if times.null_count or times.num_chunks != 1 or not pa.types.is_timestamp(times.type):
+        return None
+    ticks = times.chunk(0).view(pa.int64()).to_numpy(zero_copy_only=True)
+    if not bool(np.all(ticks[1:] >= ticks[:-1])):
+        return None
 
-            lo = 0 if start is None else first_at(start)
-            hi = len(ticks) if end is None else first_at(end)
-            return table if (lo, hi) == (0, len(ticks)) else table.slice(lo, max(hi - lo, 0))
+    def first_at(when: datetime) -> int:  # the first row at or after ``when``
+        return int(np.searchsorted(ticks, pa.scalar(when, type=times.type).value, "left"))
+
+    lo = 0 if start is None else first_at(start)
+    hi = len(ticks) if end is None else first_at(end)
+    return table if (lo, hi) == (0, len(ticks)) else table.slice(lo, max(hi - lo, 0))
+
+
+def _cut(table: pa.Table, column: str, start: datetime | None, end: datetime | None) -> pa.Table:
+    """The rows of ``table`` with ``start <= column < end`` (a null time is out), as ``_time_filters``."""
+    times = table.column(column)
     masks = []
     if start is not None:
         masks.append(pc.greater_equal(times, pa.scalar(start, type=times.type)))

@@ -335,6 +335,18 @@ def _arrived(labels: pd.DataFrame, rows: pd.DataFrame, id_column: str, label: st
         and bool(np.all(label_ids[1:] > label_ids[:-1]))
     ):
         return labels[label].to_numpy().copy()
+    if (
+        label_ids.dtype.kind in "iu"
+        and row_ids.dtype.kind in "iu"
+        and len(label_ids)
+        and bool(np.all(label_ids[1:] > label_ids[:-1]))
+    ):
+        # ids in increasing order, each once (labels written as they arrive): a binary search per
+        # row; a row without a label gets the missing value a hash join gives it
+        at = np.minimum(np.searchsorted(label_ids, row_ids), len(label_ids) - 1)
+        found = label_ids[at] == row_ids
+        values = pd.Series(labels[label].to_numpy())
+        return values.to_numpy()[at] if found.all() else values.reindex(np.where(found, at, -1)).to_numpy()
     ids = pd.Index(label_ids)
     if not ids.is_unique:
         labels = labels.drop_duplicates(id_column, keep="last")

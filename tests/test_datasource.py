@@ -173,6 +173,32 @@ def test_labels_in_the_rows_order_join_as_a_hash_join_would() -> None:
     assert cases[0]["label"].iloc[0] == 1
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_labels_with_increasing_ids_join_as_a_hash_join_would(seed: int) -> None:
+    """Labels whose ids increase (any subset of the rows, in any order of the rows) are joined by
+    binary search: the same values and dtype as the hash join, missing values included."""
+    from controller.datasource import _arrived
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    row_ids = rng.permutation(np.arange(1000, 1000 + 3 * n, 3)) if seed % 2 else np.arange(1000, 1000 + 3 * n, 3)
+    rows = pd.DataFrame({"id": row_ids, "x": rng.random(n)})
+    kept = np.sort(rng.choice(row_ids, int(rng.integers(1, n + 1)), replace=False))
+    extra = np.array([5, 2_000_000]) if seed % 3 == 0 else np.array([], dtype=np.int64)  # ids of no row
+    label_ids = np.sort(np.concatenate([kept, extra])).astype(np.int64)
+    label_values = {
+        0: rng.integers(0, 2, len(label_ids)),
+        1: rng.random(len(label_ids)),
+        2: rng.choice(["pos", "neg"], len(label_ids)).astype(object),
+        3: rng.random(len(label_ids)) < 0.5,
+    }[seed % 4]
+    labels = pd.DataFrame({"id": label_ids, "label": label_values})
+    hashed = pd.Series(labels["label"].to_numpy(), index=pd.Index(label_ids)).reindex(row_ids).to_numpy()
+    got = _arrived(labels, rows, "id", "label")
+    assert got.dtype == hashed.dtype
+    assert pd.Series(got).equals(pd.Series(hashed))
+
+
 def test_a_window_reads_feature_text_as_categories_and_keeps_the_rest(tmp_path: Path) -> None:
     rows = make_rows(400, T0, seed=3).assign(prediction=lambda d: np.where(d["x1"] > 0, "yes", "no"))
     rows["id"] = rows["id"].astype(str)

@@ -356,8 +356,7 @@ def baseline(
     metrics = ", ".join(f"{k} {val:.4f}" for k, val in sorted(base.metrics.items()))
     short_hash = (base.profile_sha256 or "")[:12]
     console().print(
-        f"{cfg.registered_model} v{v}: baseline from {len(ref):,} rows, profile {short_hash} "
-        f"(run {run_id}); {metrics}"
+        f"{cfg.registered_model} v{v}: baseline from {len(ref):,} rows, profile {short_hash} (run {run_id}); {metrics}"
     )
 
 

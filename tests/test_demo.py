@@ -22,7 +22,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAIN_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "controller", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "controller", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -63,7 +63,7 @@ def _read_file(
 
     With ``text_as_categories`` (the columns to leave as they are), a Parquet file's other text
     columns are read as dictionaries, i.e. pandas categoricals: a text column decodes and counts
-    by its few distinct values instead of one Python string per row."""
+    by its few distinct values instead of one Python string per row. That is how a check reads."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: file not found")
@@ -76,11 +76,13 @@ def _read_file(
         if text:
             parquet = pq.ParquetFile(p, metadata=parquet.metadata, read_dictionary=text)
         # A small file is decoded on this thread: a thread pool costs more than it saves there.
-        # Each column keeps its own block: no copy of every number into one 2-D block.
         threads = parquet.metadata.num_rows > SMALL_FILE_ROWS
+        # For a check, each column keeps its own block: no copy of every number into one 2-D
+        # block (which a reader of rows, such as a model's training, would want instead).
+        split = text_as_categories is not None
         filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
         if filters is None:
-            return parquet.read(use_threads=threads).to_pandas(use_threads=threads, split_blocks=True), False
+            return parquet.read(use_threads=threads).to_pandas(use_threads=threads, split_blocks=split), False
         if parquet.metadata.num_row_groups == 1 and time_column is not None:
             # one row group: nothing to skip; a mask on the decoded table costs less than a dataset scan
             table = parquet.read(use_threads=threads)
@@ -89,7 +91,7 @@ def _read_file(
                 table = in_order
             elif not _all_within(parquet, time_column, start, end):
                 table = _cut(table, time_column, start, end)
-            return table.to_pandas(use_threads=threads, split_blocks=True), True
+            return table.to_pandas(use_threads=threads, split_blocks=split), True
         return pd.read_parquet(p, filters=filters, **({"read_dictionary": text} if text else {})), True
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None

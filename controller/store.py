@@ -565,7 +565,7 @@ class Store:
         finished checks (``check_history``) and, with ``metric``, the estimate's past errors."""
         q = _snapshot_queries()
         args = {"model": model, "now": now, "month": month_of(now)}
-        # Core reads, not the ORM's: the few rows become (detached) row objects afterwards.
+        # Core reads, not the ORM's: the few rows are then made row objects outside any session.
         with self._reading() as conn:
             retrains = _rows_as(RetrainRow, conn.execute(q["retrains"], {**args, "limit": retrain_limit}))
             in_flight: int | None = sum(r.state in IN_FLIGHT for r in retrains)
@@ -906,7 +906,7 @@ R = TypeVar("R", bound="Base")
 
 
 def _rows_as(cls: type[R], rows: Iterable[sa.Row[Any]]) -> list[R]:
-    """Rows of ``cls``'s table read with Core, as (detached) instances of ``cls``."""
+    """Rows of ``cls``'s table read with Core, as instances of ``cls`` outside any session."""
     return [cls(**row._mapping) for row in rows]
 
 

@@ -123,7 +123,9 @@ class LinearScorer:
                 x[:, j] = df[column].to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isnan(x).any():
                 return None  # scikit-learn refuses missing numbers: let it say so
-            z += ((x - self.mean) / self.scale) @ self.numeric_weights
+            np.subtract(x, self.mean, out=x)  # in place: the same values as (x - mean) / scale,
+            np.divide(x, self.scale, out=x)  # without two more matrices of the window's size
+            z += x @ self.numeric_weights
         for column, index, weights in self.categorical:
             known = factorized(column) if factorized is not None else None
             if known is not None and len(known[0]) == len(df):

@@ -226,3 +226,23 @@ def test_a_window_before_after_or_around_rows_in_order_gets_none_or_all_of_them(
     first = pd.Timestamp(rows["timestamp"].min()).to_pydatetime()
     assert len(src.read(first, T0 + timedelta(days=9))) == 100  # the start is included
     assert len(src.read(T0 - timedelta(days=1), first)) == 0  # the end is not
+
+
+def test_a_window_of_several_files_reads_the_same_rows_with_text_as_categories(tmp_path: Path) -> None:
+    """Files with different text values (so different dictionaries), Parquet and CSV together: the
+    window holds the same rows either way (pandas joins categoricals of different categories as
+    objects)."""
+    (tmp_path / "data").mkdir()
+    first = make_rows(200, T0, seed=6)
+    second = make_rows(200, T0 + timedelta(days=7), seed=7).assign(color="purple")
+    third = make_rows(100, T0 + timedelta(days=3), seed=8)
+    first.to_parquet(tmp_path / "data" / "a.parquet")
+    second.to_parquet(tmp_path / "data" / "b.parquet")
+    third.to_csv(tmp_path / "data" / "c.csv", index=False)
+    path = write_configs(tmp_path, "data/*")
+    cfg = load_models(load_service_config(path, env={}))["m1"]
+    end = T0 + timedelta(days=9)
+    plain, categories = load_window(cfg, end), load_window(cfg, end, categories=True)
+    assert 0 < len(plain.rows) < 500  # the last 7 days: parts of all three files
+    assert set(plain.rows["color"]) == {"red", "green", "blue", "purple"}
+    assert categories.rows.astype({"color": object}).equals(plain.rows)

@@ -231,6 +231,12 @@ def _renumbered(codes: np.ndarray, categories: np.ndarray) -> tuple[np.ndarray, 
     """Categorical codes (-1 for nulls) renumbered by first appearance, as ``pd.factorize`` numbers
     the values, with the categories that occur, in that order."""
     n, k = len(codes), len(categories)
+    if n and k:
+        # The usual case, a Parquet dictionary: categories numbered in order of first appearance,
+        # all of them used. Then each new code is one more than the largest before it.
+        seen = np.maximum.accumulate(codes.astype(np.intp))
+        if seen[-1] == k - 1 and seen[0] <= 0 and bool(np.all(seen[1:] - seen[:-1] <= 1)):
+            return codes.astype(np.intp), categories
     first = np.full(k + 1, n, dtype=np.intp)  # the extra last entry takes the nulls' (-1) rows
     first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each category's first row
     used = np.flatnonzero(first[:k] < n)

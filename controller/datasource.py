@@ -325,26 +325,18 @@ def _arrived(labels: pd.DataFrame, rows: pd.DataFrame, id_column: str, label: st
     """Each row's arrived label (missing where none arrived): a left join on the id, without
     copying every column of the window as a merge does. A label sent again: the last one counts.
 
-    Labels kept in the rows' own order with increasing ids (one file per window, written in
-    order) are taken as they are; anything else is joined through a hash index.
+    Labels whose ids increase, each once (written as they arrive), are found by binary search;
+    anything else is joined through a hash index.
     """
     label_ids = labels[id_column].to_numpy()
     row_ids = rows[id_column].to_numpy()
-    if (
-        len(label_ids) == len(row_ids)
-        and label_ids.dtype.kind in "iu"
-        and np.array_equal(label_ids, row_ids)
-        and bool(np.all(label_ids[1:] > label_ids[:-1]))
-    ):
-        return labels[label].to_numpy().copy()
     if (
         label_ids.dtype.kind in "iu"
         and row_ids.dtype.kind in "iu"
         and len(label_ids)
         and bool(np.all(label_ids[1:] > label_ids[:-1]))
     ):
-        # ids in increasing order, each once (labels written as they arrive): a binary search per
-        # row; a row without a label gets the missing value a hash join gives it
+        # a row without a label gets the missing value a hash join gives it
         at = np.minimum(np.searchsorted(label_ids, row_ids), len(label_ids) - 1)
         found = label_ids[at] == row_ids
         values = pd.Series(labels[label].to_numpy())

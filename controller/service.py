@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from controller.config import (
     ModelConfig,
@@ -50,6 +49,7 @@ from detectors.estimation import (
     MetricEstimate,
     expected_binary_metrics,
     expected_multiclass_metrics,
+    two_sided_z,
 )
 from detectors.evidently_engine import run_evidently
 from detectors.multivariate import domain_classifier_drift
@@ -423,7 +423,7 @@ def wilson_interval(share: float, n: int, confidence: float = 0.9) -> tuple[floa
     >>> print(f"{lo:.4f} {hi:.4f}")
     0.7428 0.7571
     """
-    z = float(special.ndtri(0.5 + confidence / 2.0))
+    z = two_sided_z(confidence)
     z2n = z * z / n
     center = (share + z2n / 2.0) / (1.0 + z2n)
     half = z / (1.0 + z2n) * float(np.sqrt(share * (1.0 - share) / n + z2n / (4.0 * n)))

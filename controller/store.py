@@ -303,11 +303,15 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def _pinned_conn(self) -> sa.Connection | None:
+        """This thread's connection inside :meth:`one_connection`, else None."""
+        return getattr(self._pinned, "conn", None)
+
     @contextmanager
     def one_connection(self) -> Iterator[None]:
         """Run every transaction of this thread inside on one pooled connection: it is checked out
         (and pinged) once, instead of once per transaction. A check opens three transactions."""
-        if getattr(self._pinned, "conn", None) is not None:
+        if self._pinned_conn() is not None:
             yield
             return
         with self.engine.connect() as conn:
@@ -319,7 +323,7 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        conn = getattr(self._pinned, "conn", None)
+        conn = self._pinned_conn()
         s = self._sessions() if conn is None else self._sessions(bind=conn)
         with s, s.begin():
             yield s
@@ -329,7 +333,7 @@ class Store:
     def _reading(self) -> Iterator[sa.Connection]:
         """One transaction of Core reads: on the connection a check pinned (see
         :meth:`one_connection`), else on a pooled one."""
-        conn = getattr(self._pinned, "conn", None)
+        conn = self._pinned_conn()
         if conn is None:
             with self.engine.connect() as own, own.begin():
                 yield own

@@ -14,7 +14,7 @@ have arrived, estimated otherwise) and the series of past checks:
 It also holds the bookkeeping that lets the controller learn how far to trust a source:
 :func:`estimation_error` (estimate minus realized, once labels land) and :func:`trust_weight`.
 
->>> from detectors.estimation import MetricEstimate
+>>> from detectors.estimation import MetricEstimate, two_sided_z
 >>> sig = decay_signal("accuracy", 0.90, MetricEstimate(0.87, 0.86, 0.88), "estimated",
 ...                    history=[0.90, 0.895, 0.89, 0.885, 0.88, 0.875], tolerance_points=5.0)
 >>> print(f"{sig.drop_points:.1f} {sig.significant} {sig.change_detected} {sig.forecast_periods_to_tolerance:.1f}")
@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import special, stats
 
-from detectors.estimation import MetricEstimate
+from detectors.estimation import MetricEstimate, two_sided_z
 from detectors.performance import MetricValue
 
 Source = Literal["realized", "estimated", "none"]
@@ -282,7 +282,7 @@ def _p_value(
 ) -> float | None:
     if lower is None or upper is None or upper <= lower:
         return None
-    sd = (upper - lower) / (2.0 * special.ndtri(0.5 + confidence / 2.0))
+    sd = (upper - lower) / (2.0 * two_sided_z(confidence))
     z = (value - baseline) / sd if higher else (baseline - value) / sd
     return float(special.ndtr(z))
 
@@ -290,7 +290,7 @@ def _p_value(
 def _noise_points(drops: np.ndarray, lower: float | None, upper: float | None, confidence: float) -> float | None:
     """Check-to-check noise in points: the current interval's width, else the series' own scatter."""
     if lower is not None and upper is not None and upper > lower:
-        return 100.0 * (upper - lower) / (2.0 * float(special.ndtri(0.5 + confidence / 2.0)))
+        return 100.0 * (upper - lower) / (2.0 * two_sided_z(confidence))
     if len(drops) >= 3:
         # MAD of successive differences: insensitive to the trend the detector is looking for.
         diffs = np.diff(drops)

@@ -241,7 +241,7 @@ def _renumbered(codes: np.ndarray, categories: np.ndarray) -> tuple[np.ndarray, 
     first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each category's first row
     used = np.flatnonzero(first[:k] < n)
     order = used[np.argsort(first[used], kind="stable")]
-    renumber = np.full(len(categories) + 1, -1, dtype=np.intp)  # the extra last entry maps -1 to -1
+    renumber = np.full(k + 1, -1, dtype=np.intp)  # the extra last entry maps -1 to -1
     renumber[order] = np.arange(len(order))
     return renumber[codes], categories[order]
 

@@ -210,6 +210,13 @@ class ServiceConfig(_Strict):
         description="Where a worker machine keeps the models and baselines it fetched from MLflow, so its "
         "other processes load them from disk (versions never change); null: fetch in every process.",
     )
+    file_cache_mb: int = Field(
+        4096,
+        ge=0,
+        description="With ``cache_dir``: up to this many MB of decoded copies of the Parquet files checks read "
+        "(in ``<cache_dir>/files``), memory-mapped by every process of the machine while the file is unchanged; "
+        "the copies read least recently are removed first. 0: decode every read.",
+    )
     source_file: str | None = Field(None, exclude=True)
 
 

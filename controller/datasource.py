@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from controller.config import DataConfig, FileSource, ModelConfig, SqlSource, relative_to_config
 from controller.errors import DataError
+from controller.filecache import CACHE_MAX_ROWS, FileCache
 
 SMALL_FILE_ROWS = 100_000
 """Up to this many rows, a Parquet file is decoded without pyarrow's thread pool (about 5% less CPU
@@ -58,28 +59,40 @@ def _read_file(
     start: datetime | None = None,
     end: datetime | None = None,
     text_as_categories: Collection[str] | None = None,
+    cache: FileCache | None = None,
 ) -> tuple[pd.DataFrame, bool]:
     """:func:`read_table`, and whether the rows are already cut to ``[start, end)``.
 
     With ``text_as_categories`` (the columns to leave as they are), a Parquet file's other text
     columns are read as dictionaries, i.e. pandas categoricals: a text column decodes and counts
-    by its few distinct values instead of one Python string per row. That is how a check reads."""
+    by its few distinct values instead of one Python string per row. That is how a check reads.
+
+    With a ``cache``, a Parquet file is read whole, decoded once per machine and memory-mapped
+    from the cache's copy afterwards (see :mod:`controller.filecache`)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: file not found")
     kind = fmt if fmt != "auto" else ("csv" if p.suffix.lower() in {".csv", ".txt"} else "parquet")
+    split = text_as_categories is not None
     try:
         if kind == "csv":
             return pd.read_csv(p), False
+        slot = None
+        if cache is not None:
+            copy, slot = cache.lookup(p, text_as_categories)
+            if copy is not None:
+                return _to_pandas(copy, time_column, start, end, threads=False, split=split)
         parquet = pq.ParquetFile(p)
         text = [] if text_as_categories is None else _text_columns(parquet.schema_arrow, exclude=text_as_categories)
         if text:
             parquet = pq.ParquetFile(p, metadata=parquet.metadata, read_dictionary=text)
         # A small file is decoded on this thread: a thread pool costs more than it saves there.
         threads = parquet.metadata.num_rows > SMALL_FILE_ROWS
-        # For a check, each column keeps its own block: no copy of every number into one 2-D
-        # block (which a reader of rows, such as a model's training, would want instead).
-        split = text_as_categories is not None
+        if slot is not None and parquet.metadata.num_rows <= CACHE_MAX_ROWS:
+            table = parquet.read(use_threads=threads)
+            assert cache is not None
+            cache.keep(slot, table)
+            return _to_pandas(table, time_column, start, end, threads=threads, split=split)
         filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
         if filters is None:
             return parquet.read(use_threads=threads).to_pandas(use_threads=threads, split_blocks=split), False
@@ -95,6 +108,19 @@ def _read_file(
         return pd.read_parquet(p, filters=filters, **({"read_dictionary": text} if text else {})), True
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _to_pandas(
+    table: pa.Table, time_column: str | None, start: datetime | None, end: datetime | None, threads: bool, split: bool
+) -> tuple[pd.DataFrame, bool]:
+    """A whole file's table as pandas, cut to ``[start, end)`` when its time column is a timestamp
+    (and whether it was cut). For a check (``split``), each column keeps its own block: no copy of
+    every number into one 2-D block (which a reader of rows, such as a model's training, wants)."""
+    if time_column is not None and _time_filters(table.schema, time_column, start, end) is not None:
+        in_order = _slice_in_order(table, time_column, start, end)
+        table = in_order if in_order is not None else _cut(table, time_column, start, end)
+        return table.to_pandas(use_threads=threads, split_blocks=split), True
+    return table.to_pandas(use_threads=threads, split_blocks=split), False
 
 
 def _text_columns(schema: pa.Schema, exclude: Collection[str]) -> list[str]:
@@ -232,6 +258,8 @@ class FileDataSource:
     fmt: str = "auto"
     text_as_categories: Collection[str] | None = None
     """Read Parquet text columns as categoricals, but these (see :func:`_read_file`); None: as strings."""
+    cache: FileCache | None = None
+    """The machine's decoded copies of Parquet files (see :mod:`controller.filecache`); None: decode every read."""
 
     def files(self) -> list[Path]:
         p = Path(self.pattern)
@@ -246,7 +274,7 @@ class FileDataSource:
     def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         parts = []
         for f in self.files():
-            df, cut = _read_file(f, self.fmt, self.time_column, start, end, self.text_as_categories)
+            df, cut = _read_file(f, self.fmt, self.time_column, start, end, self.text_as_categories, self.cache)
             parts.append(df if cut else _in_range(df, self.time_column, start, end, str(f)))
         if (
             len(parts) == 1
@@ -295,10 +323,11 @@ def make_source(
     time_column: str,
     source_file: str | None,
     text_as_categories: Collection[str] | None = None,
+    cache: FileCache | None = None,
 ) -> DataSource:
     if isinstance(spec, FileSource):
         path = str(relative_to_config(spec.path, source_file))
-        return FileDataSource(path, time_column, spec.format, text_as_categories)
+        return FileDataSource(path, time_column, spec.format, text_as_categories, cache)
     return SqlDataSource(spec.url, time_column, spec.table, spec.query)
 
 
@@ -348,22 +377,30 @@ def _arrived(labels: pd.DataFrame, rows: pd.DataFrame, id_column: str, label: st
     return pd.Series(labels[label].to_numpy(), index=ids).reindex(row_ids).to_numpy()
 
 
-def load_window(model: ModelConfig, end: datetime, hours: float | None = None, categories: bool = False) -> Window:
+def load_window(
+    model: ModelConfig,
+    end: datetime,
+    hours: float | None = None,
+    categories: bool = False,
+    cache: FileCache | None = None,
+) -> Window:
     """The model's current window ending at ``end``, with arrived labels joined by id.
 
     With ``categories``, the Parquet text columns other than the id, time, label and prediction
     columns are read as pandas categoricals (what a check reads: the detectors and the scorer take
-    them as they take strings, and they cost a fraction to decode and count)."""
+    them as they take strings, and they cost a fraction to decode and count). With a ``cache``,
+    the Parquet files of the rows and the labels are decoded once per machine and version of the
+    file (see :mod:`controller.filecache`)."""
     data: DataConfig = model.data
     start = end - timedelta(hours=hours or data.window_hours)
     plain = {data.id_column, data.time_column, data.label_column, model.prediction_column, *model.proba_columns}
-    source = make_source(data.source, data.time_column, model.source_file, plain if categories else None)
+    source = make_source(data.source, data.time_column, model.source_file, plain if categories else None, cache)
     rows = source.read(start, end)
     if not (isinstance(rows.index, pd.RangeIndex) and rows.index.start == 0 and rows.index.step == 1):
         rows = rows.reset_index(drop=True)
     label = data.label_column
     if data.labels is not None:
-        labels = make_source(data.labels, data.time_column, model.source_file).read()
+        labels = make_source(data.labels, data.time_column, model.source_file, cache=cache).read()
         require_columns(labels, [data.id_column, label], f"labels of {model.name}")
         if len(rows):
             require_columns(rows, [data.id_column], f"data of {model.name}")

@@ -36,6 +36,7 @@ from controller.datasource import Window, load_window
 from controller.decision import Action, Decision, Economics, ModelState, Signals, decide
 from controller.economics import decay_rate, recovery_probability, regime_days, regime_remaining, retrain_cost
 from controller.errors import DataError, GiveUp, UserError
+from controller.filecache import FileCache
 from controller.policy import PolicyConfig
 from controller.registry import MISSING, Baseline, MlflowRegistry, Registry, VersionInfo, load_local, save_local
 from controller.scoring import Factorized, Scorer, sklearn_scores
@@ -82,8 +83,12 @@ class Context:
     _point_estimators: VersionCache[CBPE] = field(init=False)
     _prediction_profiles: VersionCache[ReferenceProfile] = field(init=False)
     _baseline_noise: VersionCache[float] = field(init=False)
+    file_cache: FileCache | None = field(init=False)
+    """The machine's decoded copies of the data files checks read (with ``cache_dir``)."""
 
     def __post_init__(self) -> None:
+        cache_dir, mb = self.service.cache_dir, self.service.file_cache_mb
+        self.file_cache = FileCache(Path(cache_dir) / "files", mb * 2**20) if cache_dir and mb > 0 else None
         self._scorers = VersionCache("scorer", self.registry)
         self._hours_cache = VersionCache("hours", self.registry)
         self._estimators = VersionCache("estimator", self.registry)
@@ -732,7 +737,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     if baseline.profile is None:
         raise GiveUp(f"{cfg.registered_model} v{version.version} has no reference profile in its baseline")
     profile = ctx.profile(baseline)
-    window = load_window(cfg, now, categories=True)
+    window = load_window(cfg, now, categories=True, cache=ctx.file_cache)
     rows = window.rows
     features = features_of(cfg, profile.columns)
     metric = primary_metric(cfg)

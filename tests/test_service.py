@@ -395,7 +395,7 @@ def test_a_check_reads_text_columns_as_categories_and_decides_as_on_strings(
     with_categories = run_check(categories_ctx, "m1")
 
     plain = service.load_window
-    monkeypatch.setattr(service, "load_window", lambda cfg, end, categories=False: plain(cfg, end))
+    monkeypatch.setattr(service, "load_window", lambda cfg, end, categories=False, cache=None: plain(cfg, end))
     strings_ctx = _setup(tmp_path / "b", week)
     assert strings_ctx.model("m1").name == "m1"
     with_strings = run_check(strings_ctx, "m1")

@@ -80,14 +80,16 @@ def rows(rng: np.random.Generator, start: datetime, n: int, first_id: int) -> pd
     return df
 
 
-def model_doc(name: str, registered: str, window_hours: float = 168) -> dict[str, Any]:
+def model_doc(name: str, registered: str, window_hours: float = 168, growing: bool = False) -> dict[str, Any]:
+    # growing: a folder per model, with the week's file and a file of new rows per later tick
+    path = f"../data/growing/{name}" if growing else f"../data/{name}.parquet"
     return {
         "name": name,
         "registered_model": registered,
         "owner": "bench@example.com",
         "team": "bench",
         "data": {
-            "source": {"kind": "files", "path": f"../data/{name}.parquet"},
+            "source": {"kind": "files", "path": path},
             "labels": {"kind": "files", "path": f"../data/{name}-labels.parquet"},
             "window_hours": window_hours,
             "min_labeled_rows": 500,
@@ -154,15 +156,39 @@ def setup(work: Path, n: int) -> None:
     marker.write_text(json.dumps({"models": n, "created": now.isoformat()}))
 
 
-def write_models(work: Path, n: int, window_hours: float) -> None:
+def write_models(work: Path, n: int, window_hours: float, growing: bool = False) -> None:
     for i in range(n):
         name = f"m{i:05d}"
-        doc = model_doc(name, f"bench-{name}", window_hours)
+        doc = model_doc(name, f"bench-{name}", window_hours, growing)
         (work / "models" / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+    shutil.rmtree(work / "data" / "growing", ignore_errors=True)  # new rows of an earlier run
+    if growing:
+        for i in range(n):
+            folder = work / "data" / "growing" / f"m{i:05d}"
+            folder.mkdir(parents=True)
+            os.link(work / "data" / f"m{i:05d}.parquet", folder / "week.parquet")  # the same file
+
+
+def add_new_rows(work: Path, n: int, tick: int, count: int) -> None:
+    """``count`` new rows per model, in the hour before now, as a new file (the week's file and
+    the labels stay as they are): the window slides as it does between two hourly checks."""
+    t0 = time.perf_counter()
+    now = datetime.now(UTC)
+    for i in range(n):
+        rng = np.random.default_rng([tick, i])
+        df = rows(rng, now, count, (i + 1) * 10 * ROWS + ROWS + tick * count).drop(columns=["label"])
+        df["timestamp"] = [now - timedelta(seconds=float(s)) for s in np.sort(rng.uniform(1, 3600, count))[::-1]]
+        df.to_parquet(work / "data" / "growing" / f"m{i:05d}" / f"new{tick}.parquet", index=False)
+    print(f"  {count} new rows per model written in {time.perf_counter() - t0:.1f} s (before the tick)")
 
 
 def write_config(
-    work: Path, store_url: str, tracking: str, name: str = "controller.yaml", cache_dir: Path | None = None
+    work: Path,
+    store_url: str,
+    tracking: str,
+    name: str = "controller.yaml",
+    cache_dir: Path | None = None,
+    file_cache_mb: int = 4096,
 ) -> Path:
     path = work / name
     path.write_text(
@@ -172,6 +198,7 @@ def write_config(
                 "mlflow_tracking_uri": tracking,
                 "mlflow_artifact_root": str(work / "mlartifacts"),
                 "cache_dir": str(cache_dir or fresh_cache(work / "cache")),
+                "file_cache_mb": file_cache_mb,
                 "broker_url": REDIS_URL,
                 "result_backend": REDIS_URL,
                 "models_dir": "models",
@@ -294,7 +321,14 @@ def one_tick(app: Any, store: Store, target: int, timeout: float) -> float:
 
 
 def measure_checks(
-    work: Path, n: int, workers: int, concurrency: int, timeout: float, ticks: int = 2
+    work: Path,
+    n: int,
+    workers: int,
+    concurrency: int,
+    timeout: float,
+    ticks: int = 2,
+    new_rows: int = 0,
+    file_cache_mb: int = 4096,
 ) -> dict[str, float]:
     from workers.app import app, configure
 
@@ -302,7 +336,9 @@ def measure_checks(
     procs: list[subprocess.Popen[bytes]] = []
     try:
         cache = work / f"cache-{schema}"  # empty: tick 1 fetches everything from MLflow
-        config = write_config(work, store_url, f"sqlite:///{work / 'mlflow.db'}", cache_dir=cache)
+        config = write_config(
+            work, store_url, f"sqlite:///{work / 'mlflow.db'}", cache_dir=cache, file_cache_mb=file_cache_mb
+        )
         store = Store(store_url)
         store.migrate()
         redis.Redis.from_url(REDIS_URL).flushdb()
@@ -338,6 +374,8 @@ def measure_checks(
                     )
                 )
                 s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))
+            if new_rows:
+                add_new_rows(work, n, tick, new_rows)
             cpu1, all1 = group_cpu_seconds(procs), machine_cpu_seconds()
             warm = one_tick(app, store, tick * n, timeout)
             cpu2, all2 = group_cpu_seconds(procs), machine_cpu_seconds()
@@ -582,9 +620,22 @@ def main() -> None:
         default=168,
         help="check window; 168 = all 10,000 rows of the week, 1 = about 60 rows (the service's own ceiling)",
     )
+    p.add_argument(
+        "--new-rows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="before each later tick, N new rows per model in a new file (as an hour of traffic arrives)",
+    )
+    p.add_argument(
+        "--file-cache-mb",
+        type=int,
+        default=4096,
+        help="the workers' file cache (decoded copies of the data files); 0: decode every read",
+    )
     args = p.parse_args()
     setup(args.workdir, args.models)
-    write_models(args.workdir, args.models, args.window_hours)
+    write_models(args.workdir, args.models, args.window_hours, growing=args.new_rows > 0)
     if args.setup_only:
         return
     if args.profile:
@@ -595,7 +646,16 @@ def main() -> None:
         before = machine_reference()
         print(f"machine reference before: {before * 1000:.0f} ms (a fixed workload; lower is a faster machine)")
         results |= measure_in_process(args.workdir)
-        results |= measure_checks(args.workdir, args.models, args.workers, args.concurrency, args.timeout, args.ticks)
+        results |= measure_checks(
+            args.workdir,
+            args.models,
+            args.workers,
+            args.concurrency,
+            args.timeout,
+            args.ticks,
+            args.new_rows,
+            args.file_cache_mb,
+        )
         after = machine_reference()
         print(f"machine reference after:  {after * 1000:.0f} ms")
         results |= {"machine_reference_s_before": before, "machine_reference_s_after": after}
@@ -606,6 +666,8 @@ def main() -> None:
             {
                 "models": args.models,
                 "window_hours": args.window_hours,
+                "new_rows": args.new_rows,
+                "file_cache_mb": args.file_cache_mb,
                 "workers": args.workers,
                 "concurrency": args.concurrency,
                 **results,

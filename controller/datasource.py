@@ -72,55 +72,89 @@ def _read_file(
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: file not found")
-    kind = fmt if fmt != "auto" else ("csv" if p.suffix.lower() in {".csv", ".txt"} else "parquet")
-    split = text_as_categories is not None
+    kind = _kind(p, fmt)
     try:
         if kind == "csv":
             return pd.read_csv(p), False
-        slot = None
-        if cache is not None:
-            copy, slot = cache.lookup(p, text_as_categories)
-            if copy is not None:
-                return _to_pandas(copy, time_column, start, end, threads=False, split=split)
+        got = _parquet_table(p, time_column, start, end, text_as_categories, cache)
+        if got is not None:
+            table, cut = got
+            return _pandas_of(table, split=text_as_categories is not None), cut
+        # several row groups and no cache: pyarrow's dataset scan skips the groups out of range
         parquet = pq.ParquetFile(p)
         text = [] if text_as_categories is None else _text_columns(parquet.schema_arrow, exclude=text_as_categories)
-        if text:
-            parquet = pq.ParquetFile(p, metadata=parquet.metadata, read_dictionary=text)
-        # A small file is decoded on this thread: a thread pool costs more than it saves there.
-        threads = parquet.metadata.num_rows > SMALL_FILE_ROWS
-        if slot is not None and parquet.metadata.num_rows <= CACHE_MAX_ROWS:
-            table = parquet.read(use_threads=threads)
-            assert cache is not None
-            cache.keep(slot, table)
-            return _to_pandas(table, time_column, start, end, threads=threads, split=split)
         filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
-        if filters is None:
-            return parquet.read(use_threads=threads).to_pandas(use_threads=threads, split_blocks=split), False
-        if parquet.metadata.num_row_groups == 1 and time_column is not None:
-            # one row group: nothing to skip; a mask on the decoded table costs less than a dataset scan
-            table = parquet.read(use_threads=threads)
-            in_order = _slice_in_order(table, time_column, start, end)
-            if in_order is not None:
-                table = in_order
-            elif not _all_within(parquet, time_column, start, end):
-                table = _cut(table, time_column, start, end)
-            return table.to_pandas(use_threads=threads, split_blocks=split), True
         return pd.read_parquet(p, filters=filters, **({"read_dictionary": text} if text else {})), True
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
-        raise DataError(f"{p}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise _unreadable(p, kind, exc) from None
 
 
-def _to_pandas(
-    table: pa.Table, time_column: str | None, start: datetime | None, end: datetime | None, threads: bool, split: bool
-) -> tuple[pd.DataFrame, bool]:
-    """A whole file's table as pandas, cut to ``[start, end)`` when its time column is a timestamp
-    (and whether it was cut). For a check (``split``), each column keeps its own block: no copy of
-    every number into one 2-D block (which a reader of rows, such as a model's training, wants)."""
-    if time_column is not None and _time_filters(table.schema, time_column, start, end) is not None:
+def _kind(path: Path, fmt: str) -> str:
+    return fmt if fmt != "auto" else ("csv" if path.suffix.lower() in {".csv", ".txt"} else "parquet")
+
+
+def _unreadable(path: Path, kind: str, exc: Exception) -> DataError:
+    return DataError(f"{path}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})")
+
+
+def _parquet_table(
+    p: Path,
+    time_column: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    text_as_categories: Collection[str] | None,
+    cache: FileCache | None,
+) -> tuple[pa.Table, bool] | None:
+    """The rows of a Parquet file as an Arrow table, and whether they are cut to ``[start, end)``
+    (not when its time column is not a timestamp); None for a file of several row groups read
+    without a cache (pandas reads it with a filter, which skips the row groups out of range)."""
+    slot = None
+    if cache is not None:
+        copy, slot = cache.lookup(p, text_as_categories)
+        if copy is not None:
+            return _cut_table(copy, time_column, start, end)
+    parquet = pq.ParquetFile(p)
+    text = [] if text_as_categories is None else _text_columns(parquet.schema_arrow, exclude=text_as_categories)
+    if text:
+        parquet = pq.ParquetFile(p, metadata=parquet.metadata, read_dictionary=text)
+    # A small file is decoded on this thread: a thread pool costs more than it saves there.
+    threads = parquet.metadata.num_rows > SMALL_FILE_ROWS
+    if slot is not None and parquet.metadata.num_rows <= CACHE_MAX_ROWS:
+        assert cache is not None
+        table = parquet.read(use_threads=threads)
+        cache.keep(slot, table)
+        return _cut_table(table, time_column, start, end)
+    filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
+    if filters is None:
+        return parquet.read(use_threads=threads), False
+    if parquet.metadata.num_row_groups == 1 and time_column is not None:
+        # one row group: nothing to skip; a mask on the decoded table costs less than a dataset scan
+        table = parquet.read(use_threads=threads)
         in_order = _slice_in_order(table, time_column, start, end)
-        table = in_order if in_order is not None else _cut(table, time_column, start, end)
-        return table.to_pandas(use_threads=threads, split_blocks=split), True
-    return table.to_pandas(use_threads=threads, split_blocks=split), False
+        if in_order is not None:
+            table = in_order
+        elif not _all_within(parquet, time_column, start, end):
+            table = _cut(table, time_column, start, end)
+        return table, True
+    return None
+
+
+def _cut_table(
+    table: pa.Table, time_column: str | None, start: datetime | None, end: datetime | None
+) -> tuple[pa.Table, bool]:
+    """A whole file's table cut to ``[start, end)`` when its time column is a timestamp (and
+    whether it was cut)."""
+    if time_column is None or _time_filters(table.schema, time_column, start, end) is None:
+        return table, False
+    in_order = _slice_in_order(table, time_column, start, end)
+    return (in_order if in_order is not None else _cut(table, time_column, start, end)), True
+
+
+def _pandas_of(table: pa.Table, split: bool) -> pd.DataFrame:
+    """For a check (``split``), each column keeps its own block: no copy of every number into one
+    2-D block (which a reader of rows, such as a model's training, wants instead)."""
+    threads = table.num_rows > SMALL_FILE_ROWS
+    return table.to_pandas(use_threads=threads, split_blocks=split)
 
 
 def _text_columns(schema: pa.Schema, exclude: Collection[str]) -> list[str]:
@@ -272,8 +306,13 @@ class FileDataSource:
         return found
 
     def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        files = self.files()
+        if len(files) > 1:
+            joined = self._joined(files, start, end)
+            if joined is not None:
+                return joined
         parts = []
-        for f in self.files():
+        for f in files:
             df, cut = _read_file(f, self.fmt, self.time_column, start, end, self.text_as_categories, self.cache)
             parts.append(df if cut else _in_range(df, self.time_column, start, end, str(f)))
         if (
@@ -284,6 +323,35 @@ class FileDataSource:
         ):
             return parts[0]  # already what concat would make of it
         return pd.concat(parts, ignore_index=True)
+
+    def _joined(self, files: list[Path], start: datetime | None, end: datetime | None) -> pd.DataFrame | None:
+        """Several Parquet files, each cut to ``[start, end)``, joined as Arrow tables and made
+        pandas once (text dictionaries merged by pyarrow): a window of many files (say, one an
+        hour) pays one conversion, not one per file and a concat. None when a file is not Parquet
+        or is not cut by time here, a file keeps a pandas index as a column, or the files' columns
+        do not join (then pandas joins them)."""
+        if any(_kind(f, self.fmt) != "parquet" for f in files):
+            return None
+        tables = []
+        for f in files:
+            try:
+                got = _parquet_table(f, self.time_column, start, end, self.text_as_categories, self.cache)
+            except Exception as exc:  # as _read_file says it
+                raise _unreadable(f, "parquet", exc) from None
+            if got is None or not got[1] or _stored_index(got[0]):
+                return None
+            tables.append(got[0])
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowException, NotImplementedError):
+            return None
+        return _pandas_of(table, split=self.text_as_categories is not None)
+
+
+def _stored_index(table: pa.Table) -> bool:
+    """Whether pandas stored an index of the file's as a column (a range index is stored as metadata)."""
+    meta = table.schema.pandas_metadata
+    return bool(meta) and any(isinstance(c, str) for c in meta.get("index_columns", []))
 
 
 @dataclass

@@ -246,3 +246,46 @@ def test_a_window_of_several_files_reads_the_same_rows_with_text_as_categories(t
     assert 0 < len(plain.rows) < 500  # the last 7 days: parts of all three files
     assert set(plain.rows["color"]) == {"red", "green", "blue", "purple"}
     assert categories.rows.astype({"color": object}).equals(plain.rows)
+
+
+@pytest.mark.parametrize("categories", [False, True])
+@pytest.mark.parametrize("cached", [False, True])
+def test_parquet_files_joined_as_arrow_read_what_pandas_joins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, categories: bool, cached: bool
+) -> None:
+    """A window of several Parquet files (other text values, rows out of time order, nulls, a
+    file wholly outside the window) joined as Arrow tables holds what joining each file's rows
+    with pandas gives."""
+    from controller.filecache import FileCache
+
+    (tmp_path / "data").mkdir()
+    parts = [
+        make_rows(300, T0, seed=9),
+        make_rows(200, T0 + timedelta(days=4), seed=10).assign(color="purple"),
+        make_rows(150, T0 + timedelta(days=2), seed=11).sample(frac=1.0, random_state=3),
+        make_rows(50, T0 - timedelta(days=30), seed=12),
+    ]
+    parts[0].loc[parts[0].index[::5], "color"] = None
+    for i, part in enumerate(parts):
+        part.drop(columns="label").to_parquet(tmp_path / "data" / f"p{i}.parquet", index=False)
+    cache = FileCache(tmp_path / "cache", 2**30) if cached else None
+    plain = {"id", "timestamp"} if categories else None
+    source = FileDataSource(str(tmp_path / "data"), "timestamp", text_as_categories=plain, cache=cache)
+    start, end = T0 + timedelta(days=1), T0 + timedelta(days=8)
+    for _ in range(2 if cached else 1):  # with a cache: decoded, then from the copies
+        joined = source.read(start, end)
+        assert isinstance(joined.index, pd.RangeIndex) and len(joined) > 300
+        if categories:
+            assert isinstance(joined["color"].dtype, pd.CategoricalDtype)
+            assert set(joined["color"].cat.categories) == {"red", "green", "blue", "purple"}
+        with monkeypatch.context() as m:
+            m.setattr(FileDataSource, "_joined", lambda self, files, start, end: None)
+            by_pandas = source.read(start, end)
+        pd.testing.assert_frame_equal(joined.astype({"color": object}), by_pandas.astype({"color": object}))
+    everything = pd.concat(parts)
+    inside = everything[(everything["timestamp"] >= start) & (everything["timestamp"] < end)]
+    assert sorted(joined["id"]) == sorted(inside["id"])
+    # a file that keeps its (shuffled) pandas index as a column: pandas joins the files, dropping it
+    parts[2].drop(columns="label").to_parquet(tmp_path / "data" / "p2.parquet")
+    assert list(source.read(start, end).columns) == list(joined.columns)
+    assert sorted(source.read(start, end)["id"]) == sorted(inside["id"])

@@ -197,26 +197,29 @@ def regime_days(changes: Sequence[float], now: float, since: float = 0.0) -> flo
 
 
 def regime_remaining(changes: Sequence[float], now: float) -> tuple[float, ...]:
-    """How much longer each past regime that outlasted the current one's age went on.
+    """How much longer each past regime that lasted at least the current one's age went on.
 
     A regime is the stretch between two consecutive changes (the first change closes no regime: its
-    start was not seen). Each regime longer than the current one's age so far (``now`` minus the last
-    change) says the current regime has that much less than its length left: read together, what the
-    regimes seen say about the current one at its age, not only their mean. Empty before two changes
-    or when the current regime has outlasted every regime seen: then they say nothing about it.
+    start was not seen). Each regime at least as long as the current one's age so far (``now`` minus
+    the last change) says the current regime has that much less than its length left: read together,
+    what the regimes seen say about the current one at its age, not only their mean. A regime exactly
+    as long as that age leaves nothing: the current one, just as long so far, may end now (a retrain
+    now would learn a regime that is over), so it counts as 0 days left, not as outlasted. Empty
+    before two changes or when the current regime has outlasted every regime seen: then they say
+    nothing about it.
 
     >>> regime_remaining([10.0, 20.0], now=24.0)
     (6.0,)
     >>> regime_remaining([12.0, 24.0, 30.0], now=34.0)
     (8.0, 2.0)
-    >>> regime_remaining([10.0, 20.0], now=31.0)
-    ()
+    >>> regime_remaining([10.0, 20.0], now=30.0), regime_remaining([10.0, 20.0], now=31.0)
+    ((0.0,), ())
     """
     past = sorted(c for c in changes if c <= now)
     if not past:
         return ()
     age = now - past[-1]
-    return tuple(b - a - age for a, b in itertools.pairwise(past) if b - a > age)
+    return tuple(b - a - age for a, b in itertools.pairwise(past) if b - a >= age)
 
 
 def precision_weighted(measured: float, measured_var: float, forecast: float, forecast_var: float) -> float:

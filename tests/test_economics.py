@@ -114,6 +114,8 @@ def test_regime_remaining_reads_the_past_regimes_that_outlasted_the_current_age(
     # at 5 days old it has outlasted the short one; at 12, both: they say nothing
     assert regime_remaining([5.0, 15.0, 19.0], now=24.0) == (5.0,)
     assert regime_remaining([5.0, 15.0, 19.0], now=31.0) == ()
+    # as old as the long one was: that one says the regime may end now (0 days left), not nothing
+    assert regime_remaining([5.0, 15.0, 19.0], now=29.0) == (0.0,)
     # a change not yet reached does not count
     assert regime_remaining([5.0, 15.0, 40.0], now=20.0) == (5.0,)
 

@@ -159,21 +159,28 @@ def decay_rate(histories: Sequence[Sequence[float]], max_age: int = 8) -> float 
     return max(sxy / sxx, 0.0)
 
 
-def change_point(drops: Sequence[float], noise: float, decay: float = 0.0, z: float = 4.0) -> int | None:
+def change_point(
+    drops: Sequence[float], noise: float, decay: float = 0.0, z: float = 4.0, *, falls: bool = False
+) -> int | None:
     """Index of the latest abrupt jump in a version's drop series, or ``None``.
 
     A jump is a rise between consecutive periods larger than the usual decay plus ``z`` standard
     deviations of the difference of two periods (``noise`` is one period's standard deviation, in
-    points). A gradual decay has no jump, so its training windows count as fresh.
+    points). A gradual decay has no jump, so its training windows count as fresh. With ``falls``, a
+    fall as far below the usual decay counts too: the data changed back toward what the version
+    learned (a recurring concept), which is as much a change as the rise that left it.
 
     >>> change_point([0.1, -0.2, 0.3, 9.0, 9.4], noise=0.5)
     3
     >>> change_point([0.0, 1.0, 2.0, 3.0], noise=0.5, decay=1.0) is None
     True
+    >>> change_point([0.0, 9.0, 9.4, 0.2], noise=0.5), change_point([0.0, 9.0, 9.4, 0.2], noise=0.5, falls=True)
+    (1, 3)
     """
-    limit = decay + z * noise * math.sqrt(2.0)
+    spread = z * noise * math.sqrt(2.0)
     for i in range(len(drops) - 1, 0, -1):
-        if drops[i] - drops[i - 1] > limit:
+        step = drops[i] - drops[i - 1] - decay
+        if step > spread or (falls and -step > spread):
             return i
     return None
 

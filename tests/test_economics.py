@@ -99,6 +99,10 @@ def test_change_point_finds_the_latest_jump_beyond_noise_and_decay() -> None:
     assert change_point([0.0, 0.4, -0.3, 1.0], noise=0.5) is None
     assert change_point([0.0, 3.0, 6.0, 9.0], noise=0.5, decay=3.0) is None
     assert change_point([], noise=1.0) is None
+    # a fall back beyond the noise is a change only when asked for (a concept that came back)
+    assert change_point([0.0, 10.0, 10.2, 0.3], noise=0.5) == 1
+    assert change_point([0.0, 10.0, 10.2, 0.3], noise=0.5, falls=True) == 3
+    assert change_point([3.0, 2.5, 3.1, 1.0], noise=0.5, falls=True) is None
 
 
 def test_regime_days_counts_the_open_regime_as_exposure() -> None:

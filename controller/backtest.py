@@ -518,7 +518,9 @@ def controller_schedule(
             # the noisier end of the series sets the bar, so a high error level does not fake jumps
             worst = serving + int(np.argmax(current))
             sd = 100.0 * _chunk_sd(matrix.errors[serving, worst], matrix.squares[serving, worst], n, task)
-            jump = change_point(list(current - baseline), sd, decay)
+            # a fall counts too: the data came back to what the version learned, and its level since
+            # then, not the pooled one from before, is what a retrain would recover
+            jump = change_point(list(current - baseline), sd, decay, falls=True)
             if jump is not None:
                 changes.add(serving + jump)
         change = max(changes, default=None)

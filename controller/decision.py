@@ -77,7 +77,7 @@ class Signals:
     exponential wait: a retrain's value lasts no longer than the regime it learns, so it is counted over
     the expected part of its cycle that the regime lasts; ``None`` = no change seen."""
     regime_remaining: tuple[float, ...] = ()
-    """Days each past regime that outlasted the current one's age went on beyond it
+    """Days each past regime that lasted at least the current one's age went on beyond it
     (:func:`controller.economics.regime_remaining`): when given, the current regime is expected to end
     like one of them, each as likely, instead of after the exponential wait of ``regime_days``."""
     challenger_version: str | None = None
@@ -181,8 +181,8 @@ def decide(
     retirement and, when fresh models themselves decay at ``b`` per day (money lost per day, per
     day), by the renewal cycle ``sqrt(2 C / b)`` after which the next retrain would come anyway; when
     the data changes now and then, the part of that span the retrained model's regime is expected to
-    last (the next change comes as one of the past regimes that outlasted the current one's age ended,
-    ``regime_remaining``, or else after an exponential time of mean ``regime_days``). A retrain at cost
+    last (the next change comes as one of the past regimes that lasted at least the current one's age
+    ended, ``regime_remaining``, or else after an exponential time of mean ``regime_days``). A retrain at cost
     ``C`` that recovers the current loss ``l`` per day with chance ``p``
     - pays when ``p l L`` beats ``C (1 + min_roi)``, and
     - is due when ``l >= b L``: the loss already exceeds what the fresh model would lose by the end
@@ -385,7 +385,7 @@ def _cycle(
     the next change comes after an exponential time ``T`` of that mean, so the value lasts ``min(T, cap)``
     days, whose expectation ``regime x (1 - exp(-cap / regime))`` is below ``min(regime, cap)``. Capping
     at the mean instead would count a lucky long regime that the forecast does not promise. When past
-    regimes that outlasted the current one's age are known, the regime ends as one of them did:
+    regimes that lasted at least the current one's age are known, the regime ends as one of them did:
     ``T`` is each of their ``remaining`` days, equally likely.
 
     >>> _cycle(50.0, 4.0, 30.0), _cycle(50.0, 0.0, 30.0), round(_cycle(50.0, 0.0, 30.0, regime=30.0), 2)

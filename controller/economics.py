@@ -159,21 +159,28 @@ def decay_rate(histories: Sequence[Sequence[float]], max_age: int = 8) -> float 
     return max(sxy / sxx, 0.0)
 
 
-def change_point(drops: Sequence[float], noise: float, decay: float = 0.0, z: float = 4.0) -> int | None:
+def change_point(
+    drops: Sequence[float], noise: float, decay: float = 0.0, z: float = 4.0, *, falls: bool = False
+) -> int | None:
     """Index of the latest abrupt jump in a version's drop series, or ``None``.
 
     A jump is a rise between consecutive periods larger than the usual decay plus ``z`` standard
     deviations of the difference of two periods (``noise`` is one period's standard deviation, in
-    points). A gradual decay has no jump, so its training windows count as fresh.
+    points). A gradual decay has no jump, so its training windows count as fresh. With ``falls``, a
+    fall as far below the usual decay counts too: the data changed back toward what the version
+    learned (a recurring concept), which is as much a change as the rise that left it.
 
     >>> change_point([0.1, -0.2, 0.3, 9.0, 9.4], noise=0.5)
     3
     >>> change_point([0.0, 1.0, 2.0, 3.0], noise=0.5, decay=1.0) is None
     True
+    >>> change_point([0.0, 9.0, 9.4, 0.2], noise=0.5), change_point([0.0, 9.0, 9.4, 0.2], noise=0.5, falls=True)
+    (1, 3)
     """
-    limit = decay + z * noise * math.sqrt(2.0)
+    spread = z * noise * math.sqrt(2.0)
     for i in range(len(drops) - 1, 0, -1):
-        if drops[i] - drops[i - 1] > limit:
+        step = drops[i] - drops[i - 1] - decay
+        if step > spread or (falls and -step > spread):
             return i
     return None
 
@@ -197,26 +204,29 @@ def regime_days(changes: Sequence[float], now: float, since: float = 0.0) -> flo
 
 
 def regime_remaining(changes: Sequence[float], now: float) -> tuple[float, ...]:
-    """How much longer each past regime that outlasted the current one's age went on.
+    """How much longer each past regime that lasted at least the current one's age went on.
 
     A regime is the stretch between two consecutive changes (the first change closes no regime: its
-    start was not seen). Each regime longer than the current one's age so far (``now`` minus the last
-    change) says the current regime has that much less than its length left: read together, what the
-    regimes seen say about the current one at its age, not only their mean. Empty before two changes
-    or when the current regime has outlasted every regime seen: then they say nothing about it.
+    start was not seen). Each regime at least as long as the current one's age so far (``now`` minus
+    the last change) says the current regime has that much less than its length left: read together,
+    what the regimes seen say about the current one at its age, not only their mean. A regime exactly
+    as long as that age leaves nothing: the current one, just as long so far, may end now (a retrain
+    now would learn a regime that is over), so it counts as 0 days left, not as outlasted. Empty
+    before two changes or when the current regime has outlasted every regime seen: then they say
+    nothing about it.
 
     >>> regime_remaining([10.0, 20.0], now=24.0)
     (6.0,)
     >>> regime_remaining([12.0, 24.0, 30.0], now=34.0)
     (8.0, 2.0)
-    >>> regime_remaining([10.0, 20.0], now=31.0)
-    ()
+    >>> regime_remaining([10.0, 20.0], now=30.0), regime_remaining([10.0, 20.0], now=31.0)
+    ((0.0,), ())
     """
     past = sorted(c for c in changes if c <= now)
     if not past:
         return ()
     age = now - past[-1]
-    return tuple(b - a - age for a, b in itertools.pairwise(past) if b - a > age)
+    return tuple(b - a - age for a, b in itertools.pairwise(past) if b - a >= age)
 
 
 def precision_weighted(measured: float, measured_var: float, forecast: float, forecast_var: float) -> float:

@@ -360,3 +360,30 @@ def test_a_clean_version_that_starts_at_a_change_is_not_taken_for_a_fresh_level(
     schedule = controller_schedule(m, BacktestConfig(rows, k, 4, 50.0, 1.0), BACKTEST_POLICY)
     assert schedule[:4] == [9, 13, 17, 21], "the steady decay is retrained every 4 chunks, the 4th right at the change"
     assert [shares[t] for t in (22, 23, 24, 25)] == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_a_concept_that_comes_back_is_a_change_and_the_level_is_read_from_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concept B holds chunks 10 to 15, concept A before and after. A retrain is too dear to answer B, so
+    the first model (fitted on A) serves throughout: its errors rise at 10 and fall back at 16. The fall is
+    a change too: from 17 on the level is read from the chunks since it (the model is fine again), not
+    pooled with B's, and a retrain's window counts as fresh only once it follows the fall."""
+    import controller.backtest as bt
+
+    t_end, k, rows = 24, 5, 500
+    errors = np.full((t_end, t_end), np.nan)
+    for s in range(k, t_end):
+        errors[s, s:] = [400.0 if 10 <= c < 16 else 50.0 for c in range(s, t_end)]
+    m = matrix_from(errors, k, rows)
+    seen: dict[int, Signals] = {}
+    real = bt.decide
+
+    def spy(signals: Signals, *args: object) -> Decision:
+        decision = real(signals, *args)  # type: ignore[arg-type]
+        seen[decision.decided_at.toordinal() - bt._EPOCH.toordinal()] = signals
+        return decision
+
+    monkeypatch.setattr(bt, "decide", spy)
+    assert controller_schedule(m, BacktestConfig(rows, k, 4, 5000.0, 1.0), BACKTEST_POLICY) == []
+    assert seen[16].current == pytest.approx(0.8), "during B the model errs on 80 % of the rows"
+    assert [seen[t].current for t in (17, 18)] == [pytest.approx(0.1)] * 2, "back on A, it is at its fresh level"
+    assert [seen[t].window_fresh_share for t in (17, 18, 21)] == [0.25, 0.5, 1.0]

@@ -189,6 +189,10 @@ def test_past_regimes_that_outlasted_the_current_one_replace_the_exponential_wai
     # each counts at most the cycle: 40 and 10 days at a 30-day horizon give 20
     long = decide(sig(regime_days=15.0, regime_remaining=(40.0, 10.0)), econ(cost_hours=15), STATE, POLICY, NOW)
     assert long.action == Action.TRIGGER and long.numbers.horizon_days == pytest.approx(20.0)
+    # a regime seen to last exactly the current one's age says it may end now: nothing left to recover
+    ending = decide(sig(regime_days=15.0, regime_remaining=(0.0,)), econ(cost_hours=15), STATE, POLICY, NOW)
+    assert ending.action == Action.DEFER and ending.reasons == (Reason.NOT_WORTH_IT,)
+    assert ending.numbers.horizon_days == 0.0
 
 
 def test_with_decaying_models_a_small_drop_waits_for_the_renewal_point() -> None:

@@ -39,7 +39,7 @@ def signals(draw: Any) -> Signals:
         window_fresh_share=draw(st.one_of(st.none(), share)),
         fresh_window_in_days=draw(maybe),
         regime_days=draw(maybe),
-        regime_remaining=tuple(draw(st.lists(st.floats(min_value=0.1, max_value=60.0), max_size=3))),
+        regime_remaining=tuple(draw(st.lists(st.floats(min_value=0.0, max_value=60.0), max_size=3))),
         challenger_version=draw(st.one_of(st.none(), st.just("3"))),
         challenger_current=draw(st.floats(min_value=0.0, max_value=1.0)),
     )

@@ -99,6 +99,10 @@ def test_change_point_finds_the_latest_jump_beyond_noise_and_decay() -> None:
     assert change_point([0.0, 0.4, -0.3, 1.0], noise=0.5) is None
     assert change_point([0.0, 3.0, 6.0, 9.0], noise=0.5, decay=3.0) is None
     assert change_point([], noise=1.0) is None
+    # a fall back beyond the noise is a change only when asked for (a concept that came back)
+    assert change_point([0.0, 10.0, 10.2, 0.3], noise=0.5) == 1
+    assert change_point([0.0, 10.0, 10.2, 0.3], noise=0.5, falls=True) == 3
+    assert change_point([3.0, 2.5, 3.1, 1.0], noise=0.5, falls=True) is None
 
 
 def test_regime_days_counts_the_open_regime_as_exposure() -> None:
@@ -114,6 +118,8 @@ def test_regime_remaining_reads_the_past_regimes_that_outlasted_the_current_age(
     # at 5 days old it has outlasted the short one; at 12, both: they say nothing
     assert regime_remaining([5.0, 15.0, 19.0], now=24.0) == (5.0,)
     assert regime_remaining([5.0, 15.0, 19.0], now=31.0) == ()
+    # as old as the long one was: that one says the regime may end now (0 days left), not nothing
+    assert regime_remaining([5.0, 15.0, 19.0], now=29.0) == (0.0,)
     # a change not yet reached does not count
     assert regime_remaining([5.0, 15.0, 40.0], now=20.0) == (5.0,)
 

@@ -203,7 +203,8 @@ class ServiceConfig(_Strict):
         30.0,
         ge=0,
         description="Registered models (aliases, owner tags) are listed from MLflow at most this often per "
-        "process; an alias moved outside this process is seen within it. 0: read each model at every check.",
+        "machine (with cache_dir; else per process); an alias moved outside this process is seen within it. "
+        "0: read each model at every check.",
     )
     cache_dir: str | None = Field(
         ".retrain/cache",

@@ -96,6 +96,32 @@ class Registry(Protocol):
 MISSING: Any = object()
 
 
+def _take(lock: Path, expiry_seconds: float = 60.0) -> bool | None:
+    """Take ``lock`` (a file): True when taken, False when another process holds it (made less
+    than ``expiry_seconds`` ago; an older one was left by a process that died and is taken over),
+    None when the folder cannot hold it."""
+    for _ in range(2):
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - lock.stat().st_mtime < expiry_seconds:
+                    return False
+            except OSError:
+                continue  # released meanwhile: try again
+            _discard(lock)
+        except OSError:
+            return None
+    return None
+
+
+def _digest(*parts: str) -> str:
+    """A file name's key for ``parts`` (32 hex digits of their sha256)."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
 def load_local(path: Path) -> Any:
     """A pickle from the machine cache, or ``MISSING`` when it is not there or cannot be read."""
     try:
@@ -262,6 +288,7 @@ class MlflowRegistry:
         # through this registry, or not in the listing, is read on its own as above.
         self.bulk_seconds = bulk_seconds
         self._listing: tuple[float, dict[str, Any]] | None = None
+        self._written: dict[str, float] = {}  # model -> when this registry last wrote it (time.time())
         # A version's number and run never change: read once per process.
         self._versions: dict[tuple[str, str], VersionInfo] = {}
         # A version's model and baseline never change either: with ``cache_dir``, the first
@@ -286,16 +313,49 @@ class MlflowRegistry:
             del self._recent[key]
         if self._listing is not None:
             self._listing[1].pop(name, None)
+        self._written[name] = time.time()
 
     def _registered(self, name: str) -> Any:
         """The registered model (aliases, tags): from the bulk listing when it is on and fresh."""
         if self.bulk_seconds > 0:
             if self._listing is None or time.monotonic() - self._listing[0] >= self.bulk_seconds:
-                self._listing = (time.monotonic(), self._list_registered())
+                self._listing = self._fresh_listing()
             found = self._listing[1].get(name)
             if found is not None:
                 return found
         return self._cached((name,), lambda: self.client.get_registered_model(name))
+
+    def _fresh_listing(self) -> tuple[float, dict[str, Any]]:
+        """Every registered model, with the ``time.monotonic()`` it is as of.
+
+        With ``cache_dir``, one process of a machine lists them per ``bulk_seconds`` and the
+        others load its listing (a machine with eight pool processes asks MLflow once, not eight
+        times); it is as old as when its listing began, so a move made elsewhere is still seen
+        within ``bulk_seconds``. A model written through this registry since that listing began
+        is left out of it, to be read on its own."""
+        path = self.cache_dir / f"{_digest(self.registry_uri)}.listing.pkl" if self.cache_dir is not None else None
+        if path is not None:
+            shared = load_local(path)
+            if isinstance(shared, tuple) and len(shared) == 2 and isinstance(shared[1], dict):
+                as_of, found = shared
+                age = time.time() - float(as_of)
+                if 0 <= age < self.bulk_seconds:
+                    stale = [n for n, at in self._written.items() if at >= as_of]
+                    return time.monotonic() - age, {n: m for n, m in found.items() if n not in stale}
+        lock = path.with_suffix(".lock") if path is not None else None
+        taken = _take(lock) if lock is not None else None
+        if taken is False and self._listing is not None:
+            # another process is listing right now: keep ours a second longer, then look again
+            return time.monotonic() - self.bulk_seconds + 1.0, self._listing[1]
+        as_of, began = time.time(), time.monotonic()
+        try:
+            found = self._list_registered()
+            if path is not None:
+                save_local(path, (as_of, found))
+        finally:
+            if taken and lock is not None:
+                _discard(lock)
+        return began, found
 
     def _list_registered(self, max_pages: int = 10) -> dict[str, Any]:
         """Every registered model, up to ``max_pages`` pages of 1,000 (the rest is read per model)."""
@@ -342,8 +402,7 @@ class MlflowRegistry:
         if created is None:
             return None
         parts = [self.registry_uri, name, str(version), str(created), *map(str, extra)]
-        key = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-        return self.cache_dir / f"{key[:32]}.{what}.pkl"
+        return self.cache_dir / f"{_digest(*parts)}.{what}.pkl"
 
     def _local_copy(self, what: str, name: str, version: str, fetch: Callable[[], T]) -> T:
         """``fetch()``, through the machine's cache folder when there is one."""

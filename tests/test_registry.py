@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,55 @@ def test_bulk_listing_serves_many_models_in_one_call_and_sees_moves_after_it_exp
     reg.set_alias(name, "champion", v1.version)  # our own write: seen at once, read on its own
     singles.clear()
     assert reg.resolve(name, "champion").version == v1.version and singles == [name]
+
+
+def test_the_processes_of_a_machine_share_one_listing(mlflow_dir: Path, name: str, tmp_path: Path) -> None:
+    def process() -> MlflowRegistry:
+        return MlflowRegistry(
+            f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+            artifact_root=str(mlflow_dir / "artifacts"),
+            bulk_seconds=3600,
+            cache_dir=tmp_path / "cache",
+        )
+
+    def counted(reg: MlflowRegistry) -> list[int]:
+        calls: list[int] = []
+        real = reg.client.search_registered_models
+        reg.client.search_registered_models = lambda **kw: calls.append(1) or real(**kw)  # type: ignore[method-assign,func-returns-value]
+        return calls
+
+    first, second = process(), process()
+    v1 = first.log_version(name, _record(0))
+    v2 = first.log_version(name, _record(1))
+    first.set_alias(name, "champion", v1.version)
+    first_calls, second_calls = counted(first), counted(second)
+    assert first.resolve(name, "champion").version == v1.version and first_calls == [1]
+    assert second.resolve(name, "champion").version == v1.version
+    assert second_calls == []  # the machine's listing, not a search of its own
+
+    second.set_alias(name, "champion", v2.version)  # its own write: seen at once, not the older listing
+    second._listing = None
+    assert second.resolve(name, "champion").version == v2.version and second_calls == []
+    third = process()  # a process that wrote nothing: the listing as it is, until it expires
+    third_calls = counted(third)
+    assert third.resolve(name, "champion").version == v1.version and third_calls == []
+    third.bulk_seconds, third._listing = 1e-9, None  # the machine's listing expired for it: it lists again
+    third._registered(name)
+    third.bulk_seconds = 3600
+    assert third.resolve(name, "champion").version == v2.version and third_calls == [1]  # and sees the move
+
+    assert not list((tmp_path / "cache").glob("*.lock"))  # released after each listing
+    listing = next((tmp_path / "cache").glob("*.listing.pkl"))
+    listing.unlink()
+    lock = listing.with_suffix(".lock")
+    lock.touch()  # another process is listing right now
+    assert third._listing is not None
+    third._listing = (time.monotonic() - 7200, third._listing[1])
+    assert third.resolve(name, "champion").version == v2.version and third_calls == [1]  # ours, a moment longer
+    os.utime(lock, (0, 0))  # a lock left by a process that died is taken over
+    third._listing = (time.monotonic() - 7200, {})
+    assert third.resolve(name, "champion").version == v2.version and third_calls == [1, 1]
+    assert not lock.exists() and listing.exists()
 
 
 def _machine(mlflow_dir: Path, cache: Path) -> Callable[[], MlflowRegistry]:

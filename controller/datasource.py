@@ -80,7 +80,7 @@ def _read_file(
         if got is not None:
             table, cut = got
             return _pandas_of(table, split=text_as_categories is not None), cut
-        # several row groups and no cache: pyarrow's dataset scan skips the groups out of range
+        # several row groups and no copy to map: pyarrow's dataset scan skips the groups out of range
         parquet = pq.ParquetFile(p)
         text = [] if text_as_categories is None else _text_columns(parquet.schema_arrow, exclude=text_as_categories)
         filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
@@ -106,8 +106,8 @@ def _parquet_table(
     cache: FileCache | None,
 ) -> tuple[pa.Table, bool] | None:
     """The rows of a Parquet file as an Arrow table, and whether they are cut to ``[start, end)``
-    (not when its time column is not a timestamp); None for a file of several row groups read
-    without a cache (pandas reads it with a filter, which skips the row groups out of range)."""
+    (not when its time column is not a timestamp); None for a file of several row groups that is
+    not copied to the cache (pandas reads it with a filter, which skips the row groups out of range)."""
     slot = None
     if cache is not None:
         copy, slot = cache.lookup(p, text_as_categories)
@@ -119,8 +119,7 @@ def _parquet_table(
         parquet = pq.ParquetFile(p, metadata=parquet.metadata, read_dictionary=text)
     # A small file is decoded on this thread: a thread pool costs more than it saves there.
     threads = parquet.metadata.num_rows > SMALL_FILE_ROWS
-    if slot is not None and parquet.metadata.num_rows <= CACHE_MAX_ROWS:
-        assert cache is not None
+    if cache is not None and slot is not None and parquet.metadata.num_rows <= CACHE_MAX_ROWS:
         table = parquet.read(use_threads=threads)
         cache.keep(slot, table)
         return _cut_table(table, time_column, start, end)

@@ -76,15 +76,8 @@ def _read_file(
     try:
         if kind == "csv":
             return pd.read_csv(p), False
-        got = _parquet_table(p, time_column, start, end, text_as_categories, cache)
-        if got is not None:
-            table, cut = got
-            return _pandas_of(table, split=text_as_categories is not None), cut
-        # several row groups and no copy to map: pyarrow's dataset scan skips the groups out of range
-        parquet = pq.ParquetFile(p)
-        text = [] if text_as_categories is None else _text_columns(parquet.schema_arrow, exclude=text_as_categories)
-        filters = _time_filters(parquet.schema_arrow, time_column, start, end) if time_column else None
-        return pd.read_parquet(p, filters=filters, **({"read_dictionary": text} if text else {})), True
+        table, cut = _parquet_table(p, time_column, start, end, text_as_categories, cache)
+        return _pandas_of(table, split=text_as_categories is not None), cut
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
         raise _unreadable(p, kind, exc) from None
 
@@ -104,10 +97,9 @@ def _parquet_table(
     end: datetime | None,
     text_as_categories: Collection[str] | None,
     cache: FileCache | None,
-) -> tuple[pa.Table, bool] | None:
+) -> tuple[pa.Table, bool]:
     """The rows of a Parquet file as an Arrow table, and whether they are cut to ``[start, end)``
-    (not when its time column is not a timestamp); None for a file of several row groups that is
-    not copied to the cache (pandas reads it with a filter, which skips the row groups out of range)."""
+    (not when its time column is not a timestamp)."""
     slot = None
     if cache is not None:
         copy, slot = cache.lookup(p, text_as_categories)
@@ -135,7 +127,8 @@ def _parquet_table(
         elif not _all_within(parquet, time_column, start, end):
             table = _cut(table, time_column, start, end)
         return table, True
-    return None
+    # several row groups and no copy to map: pyarrow's dataset scan skips the groups out of range
+    return pq.read_table(p, filters=filters, use_threads=threads, **({"read_dictionary": text} if text else {})), True
 
 
 def _cut_table(
@@ -327,7 +320,7 @@ class FileDataSource:
         """Several Parquet files, each cut to ``[start, end)``, joined as Arrow tables and made
         pandas once (text dictionaries merged by pyarrow): a window of many files (say, one an
         hour) pays one conversion, not one per file and a concat. None when a file is not Parquet
-        or is not cut by time here, a file keeps a pandas index as a column, or the files' columns
+        or is not cut by time, a file keeps a pandas index as a column, or the files' columns
         do not join (then pandas joins them)."""
         if any(_kind(f, self.fmt) != "parquet" for f in files):
             return None
@@ -337,9 +330,10 @@ class FileDataSource:
                 got = _parquet_table(f, self.time_column, start, end, self.text_as_categories, self.cache)
             except Exception as exc:  # as _read_file says it
                 raise _unreadable(f, "parquet", exc) from None
-            if got is None or not got[1] or _stored_index(got[0]):
+            table, cut = got
+            if not cut or _stored_index(table):
                 return None
-            tables.append(got[0])
+            tables.append(table)
         try:
             table = pa.concat_tables(tables, promote_options="permissive")
         except (pa.ArrowException, NotImplementedError):

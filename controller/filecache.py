@@ -65,9 +65,9 @@ class FileCache:
         return self._map(slot.copy), slot
 
     def keep(self, slot: Slot, table: pa.Table) -> None:
-        """Copy ``table``, the file of ``slot`` as decoded, for later reads (not a file larger
-        than ``CACHE_MAX_ROWS``, nor one that changed since it was looked up)."""
-        if not self._broken and table.num_rows <= CACHE_MAX_ROWS:
+        """Copy ``table``, the file of ``slot`` as decoded, for later reads (not when the file
+        changed since it was looked up). Callers copy files of at most ``CACHE_MAX_ROWS``."""
+        if not self._broken:
             self._keep(slot, table)
 
     # ------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from detectors.estimation import MetricEstimate, two_sided_z
 from detectors.performance import MetricValue
@@ -137,7 +137,7 @@ def decay_signal(
     )
     recent = drops[change.start :] if change.detected and change.start is not None else drops
     recent = recent[-trend_window:]
-    slope = float(stats.theilslopes(recent)[0]) if len(recent) >= 3 else None
+    slope = theil_sen_slope(recent) if len(recent) >= 3 else None
     periods: float | None
     if drop >= tolerance_points:
         periods = 0.0
@@ -165,6 +165,22 @@ def decay_signal(
         tolerance_points=tolerance_points,
         higher_is_better=higher_is_better,
     )
+
+
+def theil_sen_slope(y: np.ndarray) -> float:
+    """The Theil-Sen slope of ``y`` against 0, 1, 2, ...: the median of the slopes between every
+    two points. ``scipy.stats.theilslopes(y)[0]``, computed the same way (the same pairs, the
+    same division), without its intercept and interval, whose overhead cost a check 20 times the
+    slope itself.
+
+    >>> theil_sen_slope(np.array([1.0, 2.0, 4.0]))  # slopes 1, 1.5 and 2
+    1.5
+    """
+    x = np.arange(len(y), dtype=np.float64)
+    dx = x[:, np.newaxis] - x
+    dy = y[:, np.newaxis] - y
+    later = dx > 0
+    return float(np.median(dy[later] / dx[later]))
 
 
 def cusum(

@@ -328,6 +328,9 @@ def class_codes(values: npt.ArrayLike, classes: Sequence[Any]) -> npt.NDArray[np
     ``True`` for ``1``), the dict decides.
     """
     arr = np.asarray(values)
+    found = _integer_codes(arr, classes)
+    if found is not None:
+        return found
     try:
         idx = pd.Index(list(classes)).get_indexer(arr)
     except (TypeError, ValueError):
@@ -336,6 +339,23 @@ def class_codes(values: npt.ArrayLike, classes: Sequence[Any]) -> npt.NDArray[np
         return idx.astype(np.int64, copy=False)
     code = {c: i for i, c in enumerate(classes)}
     return np.array([code[v] for v in arr.tolist()], dtype=np.int64)
+
+
+def _integer_codes(arr: npt.NDArray[Any], classes: Sequence[Any]) -> npt.NDArray[np.int64] | None:
+    """:func:`class_codes` of integers among distinct integer classes (a classifier's 0/1), by
+    binary search: a tenth of a hash lookup's cost. None when that does not apply or a value is
+    not a class (the caller then looks them up, and names a missing one)."""
+    known = np.asarray(classes)
+    if known.ndim != 1 or not len(known) or np.result_type(arr.dtype, known.dtype).kind not in "iu":
+        return None  # not integers on both sides (uint64 with int64 would compare as floats)
+    order = np.argsort(known, kind="stable")
+    ordered = known[order]
+    if len(ordered) > 1 and not bool(np.all(ordered[1:] > ordered[:-1])):
+        return None  # repeated classes: the dict's rule (the last one) decides
+    at = np.minimum(np.searchsorted(ordered, arr), len(ordered) - 1)
+    if not bool(np.all(ordered[at] == arr)):
+        return None
+    return order[at].astype(np.int64, copy=False)
 
 
 def _as_1d(a: npt.ArrayLike) -> npt.NDArray[Any]:

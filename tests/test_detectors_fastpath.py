@@ -189,3 +189,49 @@ def test_a_categorical_factorizes_as_its_values_as_objects(seed: int) -> None:
     assert got is not None
     assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
     assert got[1].tolist() == want[1].tolist()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_theil_sen_slope_is_scipys(seed: int) -> None:
+    from scipy.stats import theilslopes
+
+    from detectors.decay import theil_sen_slope
+
+    rng = np.random.default_rng(seed)
+    for n in range(3, 13):
+        y = np.round(rng.normal(0, 2, n), int(rng.integers(0, 3)))  # rounding makes ties
+        assert theil_sen_slope(y) == float(theilslopes(y)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.uint8, np.uint64, bool])
+def test_integer_class_codes_are_the_dicts(dtype: type) -> None:
+    from detectors.performance import class_codes
+
+    rng = np.random.default_rng(0)
+    classes = [2, 0, 1]
+    values = rng.choice([0, 1, 2] if dtype is not bool else [0, 1], 500).astype(dtype)
+    code = {c: i for i, c in enumerate(classes)}
+    assert class_codes(values, classes).tolist() == [code[v] for v in values.tolist()]
+    assert class_codes(values, np.array(classes)).tolist() == [code[v] for v in values.tolist()]
+    with pytest.raises(KeyError, match="7"):
+        class_codes(np.append(values, 7).astype(np.int64), classes)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_integer_label_counts_are_value_counts(seed: int) -> None:
+    from detectors.stattests.base import _small_integer_counts, label_counts
+
+    rng = np.random.default_rng(seed)
+    for values in (
+        rng.integers(-3, 40, 300),
+        rng.integers(0, 2, 1000).astype(np.uint8),
+        np.array([10**12, 5, 10**12]),  # too wide for a bincount: pandas counts it
+        np.array([7]),
+    ):
+        series = pd.Series(values)
+        counts = series.value_counts(dropna=True, sort=False)
+        labels, got = label_counts(series)
+        assert labels == list(counts.index) and all(type(v) is int for v in labels)
+        assert got.tolist() == counts.tolist() and got.dtype == np.int64
+    assert _small_integer_counts(pd.Series([1.0, 2.0])) is None
+    assert _small_integer_counts(pd.Series([10**12, 5])) is None

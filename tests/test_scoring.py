@@ -123,3 +123,14 @@ def test_the_checks_own_factorization_of_text_columns_gives_the_same_scores() ->
     np.testing.assert_allclose(proba, want_proba, rtol=0, atol=1e-12)
     short = CurrentWindow(window[FEATURES].iloc[:10])  # codes of another length are not used
     assert np.array_equal(scorer(window, FEATURES, short.factorized)[0], want_pred)
+
+
+def test_category_positions_are_pandas_own_lookup() -> None:
+    from controller.scoring import _positions
+
+    index = pd.Index(["a", "b", "c"])
+    for labels in (["c", "new", "a"], ["b"], [], ["a", 1], [None, "a"]):
+        values = np.array(labels, dtype=object)
+        np.testing.assert_array_equal(_positions(index, values), index.get_indexer(values))
+    numbers = pd.Index([1, 2, 3])
+    np.testing.assert_array_equal(_positions(numbers, np.array([3, 9])), [2, -1])

@@ -202,11 +202,33 @@ def label_counts(series: pd.Series) -> tuple[list[Any], np.ndarray]:
     factorized = factorize_labels(series)
     if factorized is not None:
         return counts_of(*factorized)
+    small = _small_integer_counts(series)
+    if small is not None:
+        return small
     try:
         counts_s = series.value_counts(dropna=True, sort=False)
     except TypeError:  # unhashable values (lists, dicts): compare them by their text
         return label_counts(series.map(lambda v: v if v is None else str(v)))
     return list(counts_s.index), counts_s.to_numpy(dtype=np.int64)
+
+
+def _small_integer_counts(series: pd.Series, span: int = 4096) -> tuple[list[Any], np.ndarray] | None:
+    """:func:`label_counts` of a numpy integer column whose values lie within ``span`` of each
+    other (a classifier's predicted classes): counted by ``bincount``, in order of first
+    appearance as ``value_counts(sort=False)`` gives them. None for anything else."""
+    if not (isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu") or len(series) == 0:
+        return None
+    arr = series.to_numpy()
+    lo, hi = int(arr.min()), int(arr.max())
+    if hi - lo >= span:
+        return None
+    offset = (arr - lo).astype(np.intp) if lo else arr.astype(np.intp, copy=False)
+    counts = np.bincount(offset, minlength=hi - lo + 1)
+    first = np.full(hi - lo + 1, len(arr), dtype=np.intp)
+    first[offset[::-1]] = np.arange(len(arr) - 1, -1, -1)  # the last write wins: each value's first row
+    used = np.flatnonzero(counts)
+    order = used[np.argsort(first[used], kind="stable")]
+    return (order + lo).tolist(), counts[order].astype(np.int64)
 
 
 def factorize_labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:

@@ -12,7 +12,7 @@ import glob
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -184,7 +184,7 @@ def _slice_in_order(table: pa.Table, column: str, start: datetime | None, end: d
         return None
 
     def first_at(when: datetime) -> int:  # the first row at or after ``when``
-        return int(np.searchsorted(ticks, pa.scalar(when, type=times.type).value, "left"))
+        return int(np.searchsorted(ticks, _ticks_at_or_after(when, times.type), "left"))
 
     lo = 0 if start is None else first_at(start)
     hi = len(ticks) if end is None else first_at(end)
@@ -196,13 +196,36 @@ def _cut(table: pa.Table, column: str, start: datetime | None, end: datetime | N
     times = table.column(column)
     masks = []
     if start is not None:
-        masks.append(pc.greater_equal(times, pa.scalar(start, type=times.type)))
+        masks.append(pc.greater_equal(times, _bound(start, times.type)))
     if end is not None:
-        masks.append(pc.less(times, pa.scalar(end, type=times.type)))
+        masks.append(pc.less(times, _bound(end, times.type)))
     mask = masks[0] if len(masks) == 1 else pc.and_(masks[0], masks[1])
     if pc.all(mask, skip_nulls=False).as_py() is True:
         return table  # every row is in: no copy
     return table.filter(mask)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _ticks_at_or_after(when: datetime, type_: pa.TimestampType) -> int:
+    """The first tick of a timestamp column's unit at or after ``when`` (a naive ``when`` is UTC,
+    as pyarrow reads it): for a column's whole ticks ``t``, ``t >= when`` and ``t < when`` are
+    ``t >= this`` and ``t < this``. (pyarrow's own conversion truncates, so a bound of 12:00:00.7
+    on a column in seconds would let a row of 12:00:00 into a window that starts after it.)"""
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    delta = aware - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    per_second = _TICKS_PER_SECOND[type_.unit]
+    if per_second >= 1_000_000:
+        return micros * (per_second // 1_000_000)
+    return -(-micros // (1_000_000 // per_second))  # rounded up
+
+
+def _bound(when: datetime, type_: pa.TimestampType) -> pa.Scalar:
+    """:func:`_ticks_at_or_after` as a scalar of the column's type."""
+    return pa.scalar(_ticks_at_or_after(when, type_), type=type_)
 
 
 def _time_filters(schema: pa.Schema, column: str, start: datetime | None, end: datetime | None) -> Any:
@@ -223,9 +246,9 @@ def _time_filters(schema: pa.Schema, column: str, start: datetime | None, end: d
     col = pc.field(column)
     bounds = []
     if start is not None:
-        bounds.append(col >= pa.scalar(start, type=field.type))
+        bounds.append(col >= _bound(start, field.type))
     if end is not None:
-        bounds.append(col < pa.scalar(end, type=field.type))
+        bounds.append(col < _bound(end, field.type))
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 

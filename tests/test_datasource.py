@@ -289,3 +289,28 @@ def test_parquet_files_joined_as_arrow_read_what_pandas_joins(
     parts[2].drop(columns="label").to_parquet(tmp_path / "data" / "p2.parquet")
     assert list(source.read(start, end).columns) == list(joined.columns)
     assert sorted(source.read(start, end)["id"]) == sorted(inside["id"])
+
+
+@pytest.mark.parametrize("layout", ["in-order", "shuffled", "row-groups", "cached"])
+def test_a_bound_between_two_ticks_of_a_millisecond_time_column_cuts_as_pandas_does(
+    tmp_path: Path, layout: str
+) -> None:
+    """A time column in milliseconds (as many writers store it) and window bounds of a clock in
+    microseconds: a row at 12:00:10.000 is before a window that starts at 12:00:10.0007 and inside
+    one that ends at 12:00:50.0007, on every path (slice, mask, row-group filter, cached copy), as
+    the exact comparison says."""
+    from controller.filecache import FileCache
+
+    n = 120
+    stamps = pd.date_range("2026-01-01 12:00:00", periods=n, freq="s", tz="UTC").as_unit("ms")
+    rows = pd.DataFrame({"timestamp": stamps, "x": np.arange(n, dtype=np.float64)})
+    if layout == "shuffled":
+        rows = rows.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    rows.to_parquet(tmp_path / "rows.parquet", row_group_size=16 if layout == "row-groups" else None)
+    cache = FileCache(tmp_path / "cache", 64 << 20) if layout == "cached" else None
+    source = FileDataSource(str(tmp_path / "rows.parquet"), "timestamp", cache=cache)
+    start = stamps[10].to_pydatetime() + timedelta(microseconds=700)
+    end = stamps[50].to_pydatetime() + timedelta(microseconds=700)
+    for _ in range(2 if cache else 1):  # with a cache: the decoding read, then the mapped copy
+        got = source.read(start, end)
+        assert sorted(got["x"]) == list(range(11, 51)), layout  # 12:00:10 out, 12:00:50 in

@@ -320,6 +320,26 @@ def test_each_pool_process_computes_on_the_threads_it_is_given(
         pa.set_cpu_count(before)
 
 
+def test_pool_processes_collect_young_objects_less_often_and_skip_the_startup_objects() -> None:
+    import gc
+
+    from celery.signals import worker_init, worker_process_init
+
+    from workers.app import GC_YOUNG_THRESHOLD, fewer_young_collections, freeze_startup_objects
+
+    connected = {getattr(r[1](), "__name__", None) for sig in (worker_init, worker_process_init) for r in sig.receivers}
+    assert {"freeze_startup_objects", "fewer_young_collections"} <= connected
+    before = gc.get_threshold()
+    try:
+        fewer_young_collections()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 1000  # the imported modules at least
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def test_worker_threads_below_one_is_one_line_and_exit_2(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["worker", "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err

@@ -14,13 +14,14 @@ and beat commands set that variable before they start.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
 
 import pyarrow as pa
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 from threadpoolctl import threadpool_limits
 
@@ -108,6 +109,32 @@ def one_thread_per_process(**_: object) -> None:
         logging.getLogger(__name__).warning("%s=%r is not a positive whole number; using 1", THREADS_ENV, raw)
     threadpool_limits(threads)
     pa.set_cpu_count(threads)
+
+
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation in a pool process (Python's
+default: 700). A check allocates some hundred thousand objects and drops them within tens of
+milliseconds; at 700, the ones alive at each of its many young collections were promoted until
+only a full collection, a scan of every object the process holds (about 600,000 with 1,000
+models' baselines and scorers: 0.6 s), freed them. Measured in one process over 1,000 models:
+0.4-1.6 ms of collection per warm check at the default, 0.03-0.2 ms at this threshold, and no
+full collection in 2,000 checks."""
+
+
+@worker_init.connect
+def freeze_startup_objects(**_: object) -> None:
+    """Before the pool forks: what the worker process holds now (modules, config) lives as long
+    as it does, so collections in the pool processes need not scan it (and, left untouched, its
+    memory stays shared with them)."""
+    gc.collect()
+    gc.freeze()
+
+
+@worker_process_init.connect
+def fewer_young_collections(**_: object) -> None:
+    """See :data:`GC_YOUNG_THRESHOLD`; the older generations keep Python's proportions."""
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 app = configure(Celery("retrain", include=["workers.tasks"]), service_settings())

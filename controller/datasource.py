@@ -212,8 +212,9 @@ _TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 def _ticks_at_or_after(when: datetime, type_: pa.TimestampType) -> int:
     """The first tick of a timestamp column's unit at or after ``when`` (a naive ``when`` is UTC,
     as pyarrow reads it): for a column's whole ticks ``t``, ``t >= when`` and ``t < when`` are
-    ``t >= this`` and ``t < this``. (pyarrow's own conversion truncates, so a bound of 12:00:00.7
-    on a column in seconds would let a row of 12:00:00 into a window that starts after it.)"""
+    ``t >= this`` and ``t < this``. (pyarrow's own conversion truncates, so a bound of
+    12:00:00.0007 on a column in milliseconds would let a row of 12:00:00.000 into a window that
+    starts after it.)"""
     aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     delta = aware - _EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

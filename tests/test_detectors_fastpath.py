@@ -227,6 +227,8 @@ def test_integer_label_counts_are_value_counts(seed: int) -> None:
         rng.integers(0, 2, 1000).astype(np.uint8),
         np.array([10**12, 5, 10**12]),  # too wide for a bincount: pandas counts it
         np.array([7]),
+        np.array([-128, 127, 0, 127], dtype=np.int8),  # less the minimum, int8 would wrap
+        np.array([2**64 - 1, 2**64 - 3], dtype=np.uint64),  # beyond intp: pandas counts it
     ):
         series = pd.Series(values)
         counts = series.value_counts(dropna=True, sort=False)

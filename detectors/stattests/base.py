@@ -220,9 +220,9 @@ def _small_integer_counts(series: pd.Series, span: int = 4096) -> tuple[list[Any
         return None
     arr = series.to_numpy()
     lo, hi = int(arr.min()), int(arr.max())
-    if hi - lo >= span:
+    if hi - lo >= span or hi > np.iinfo(np.intp).max:
         return None
-    offset = (arr - lo).astype(np.intp) if lo else arr.astype(np.intp, copy=False)
+    offset = arr.astype(np.intp) - lo  # widened first: int8's -128..127 less -128 would wrap
     counts = np.bincount(offset, minlength=hi - lo + 1)
     first = np.full(hi - lo + 1, len(arr), dtype=np.intp)
     first[offset[::-1]] = np.arange(len(arr) - 1, -1, -1)  # the last write wins: each value's first row

@@ -133,7 +133,7 @@ def freeze_startup_objects(**_: object) -> None:
 @worker_process_init.connect
 def fewer_young_collections(**_: object) -> None:
     """See :data:`GC_YOUNG_THRESHOLD`; the older generations keep Python's proportions."""
-    _, middle, old = gc.get_threshold()
+    middle, old = gc.get_threshold()[1:]
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 

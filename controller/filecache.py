@@ -34,6 +34,11 @@ CACHE_MAX_ROWS = 2_000_000
 _FORMAT = "1"  # part of every key: a change of what a copy holds makes new keys
 
 
+def digest(*parts: str) -> str:
+    """A cache file's key for ``parts`` (32 hex digits of their sha256)."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class Slot:
     """Where the copy of one file, as it was when looked up, belongs."""
@@ -80,8 +85,7 @@ class FileCache:
             str(st.st_ino),
             "strings" if variant is None else "dictionaries except " + "\x1f".join(sorted(variant)),
         ]
-        key = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-        return self.folder / f"{key[:32]}.arrow"
+        return self.folder / f"{digest(*parts)}.arrow"
 
     def _map(self, copy: Path) -> pa.Table | None:
         try:

@@ -35,6 +35,7 @@ from typing import Any, Protocol, TypeVar, cast
 import pandas as pd
 
 from controller.errors import GiveUp, RetryLater
+from controller.filecache import digest
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +118,6 @@ def _take(lock: Path, expiry_seconds: float = 60.0) -> bool | None:
     return None
 
 
-def _digest(*parts: str) -> str:
-    """A file name's key for ``parts`` (32 hex digits of their sha256)."""
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-
 def load_local(path: Path) -> Any:
     """A pickle from the machine cache, or ``MISSING`` when it is not there or cannot be read."""
     try:
@@ -167,8 +163,8 @@ def changed_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[
 
 
 def profile_file_name(profile: bytes) -> tuple[str, str]:
-    digest = hashlib.sha256(profile).hexdigest()
-    return digest, f"profile-{digest[:12]}.bin"
+    sha = hashlib.sha256(profile).hexdigest()
+    return sha, f"profile-{sha[:12]}.bin"
 
 
 class InMemoryRegistry:
@@ -333,14 +329,14 @@ class MlflowRegistry:
         times); it is as old as when its listing began, so a move made elsewhere is still seen
         within ``bulk_seconds``. A model written through this registry since that listing began
         is left out of it, to be read on its own."""
-        path = self.cache_dir / f"{_digest(self.registry_uri)}.listing.pkl" if self.cache_dir is not None else None
+        path = self.cache_dir / f"{digest(self.registry_uri)}.listing.pkl" if self.cache_dir is not None else None
         if path is not None:
             shared = load_local(path)
             if isinstance(shared, tuple) and len(shared) == 2 and isinstance(shared[1], dict):
                 as_of, found = shared
                 age = time.time() - float(as_of)
                 if 0 <= age < self.bulk_seconds:
-                    stale = [n for n, at in self._written.items() if at >= as_of]
+                    stale = {n for n, at in self._written.items() if at >= as_of}
                     return time.monotonic() - age, {n: m for n, m in found.items() if n not in stale}
         lock = path.with_suffix(".lock") if path is not None else None
         taken = _take(lock) if lock is not None else None
@@ -402,7 +398,7 @@ class MlflowRegistry:
         if created is None:
             return None
         parts = [self.registry_uri, name, str(version), str(created), *map(str, extra)]
-        return self.cache_dir / f"{_digest(*parts)}.{what}.pkl"
+        return self.cache_dir / f"{digest(*parts)}.{what}.pkl"
 
     def _local_copy(self, what: str, name: str, version: str, fetch: Callable[[], T]) -> T:
         """``fetch()``, through the machine's cache folder when there is one."""

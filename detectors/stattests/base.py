@@ -222,13 +222,8 @@ def _small_integer_counts(series: pd.Series, span: int = 4096) -> tuple[list[Any
     lo, hi = int(arr.min()), int(arr.max())
     if hi - lo >= span or hi > np.iinfo(np.intp).max:
         return None
-    offset = arr.astype(np.intp) - lo  # widened first: int8's -128..127 less -128 would wrap
-    counts = np.bincount(offset, minlength=hi - lo + 1)
-    first = np.full(hi - lo + 1, len(arr), dtype=np.intp)
-    first[offset[::-1]] = np.arange(len(arr) - 1, -1, -1)  # the last write wins: each value's first row
-    used = np.flatnonzero(counts)
-    order = used[np.argsort(first[used], kind="stable")]
-    return (order + lo).tolist(), counts[order].astype(np.int64)
+    # widened first (int8's -128..127 less -128 would wrap); then counted as categorical codes are
+    return counts_of(*_renumbered(arr.astype(np.intp) - lo, np.arange(lo, hi + 1)))
 
 
 def factorize_labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:

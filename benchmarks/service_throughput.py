@@ -232,6 +232,50 @@ def drop_schema(schema: str) -> None:
     engine.dispose()
 
 
+def fill_history(store: Store, n: int, hours: int) -> None:
+    """``hours`` finished hourly checks per model before the run, each with its decision and
+    estimation error, as a service that has run that long holds (a check reads its model's newest
+    500 checks, latest decision and 20 estimation errors; how fast depends on the indexes). The
+    history ends a day before the run and shows no decay (realized accuracy at the baseline), so
+    it moves the forecasts little; its signals documents are about the size of a real check's."""
+    columns = [{"column": f"x{i}", "score": 0.01, "note": "x" * 120} for i in range(21)]
+    signals = json.dumps({"drift": {"columns": columns}})
+    numbers = json.dumps({k: 1.0 for k in ("loss_per_day", "expected_recovered", "cost", "net_value", "roi")})
+    t0 = time.perf_counter()
+    args = {"n": n, "hours": hours, "signals": signals, "numbers": numbers}
+    rows = "FROM generate_series(0, :n - 1) m, generate_series(1, :hours) g ORDER BY g DESC, m"  # oldest first
+    name = "'m' || lpad(m::text, 5, '0')"
+    at = "now() - interval '1 day' - make_interval(hours => g)"
+    with store.session() as s:
+        s.execute(
+            sa.text(
+                "INSERT INTO checks (model, version, status, started_at, finished_at, n_rows, drift_share, metric,"
+                " metric_value, metric_source, metric_baseline, signals)"
+                f" SELECT {name}, '1', 'done', {at}, {at}, 10000, 0.1, 'accuracy', 0.74 - 0.002 * sin(g), 'realized',"
+                f" 0.74, CAST(:signals AS json) {rows}"
+            ),
+            args,
+        )
+        s.execute(
+            sa.text(
+                "INSERT INTO decisions (model, version, action, reasons, summary, numbers, signal_source, decided_at,"
+                f" needs_approval) SELECT {name}, '1', 'DEFER', CAST('[\"drop_not_significant\"]' AS json),"
+                f" 'no significant drop', CAST(:numbers AS json), 'realized', {at}, false {rows}"
+            ),
+            args,
+        )
+        s.execute(
+            sa.text(
+                "INSERT INTO estimation_errors (model, metric, estimated, realized, abs_error, created_at)"
+                f" SELECT {name}, 'accuracy', 0.74, 0.74, 0.002, {at} {rows}"
+            ),
+            args,
+        )
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    print(f"history: {hours} past checks per model written in {time.perf_counter() - t0:.0f} s")
+
+
 def start_worker(work: Path, config: Path, name: str, queues: str, concurrency: int) -> subprocess.Popen[bytes]:
     log = (work / f"{name}.log").open("wb")
     env = {**os.environ, **CHILD_ENV, "RETRAIN_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
@@ -303,19 +347,21 @@ def count_tag_items(store: Store) -> int:
         return int(s.scalar(sa.select(sa.func.count()).where(OutboxRow.kind == "mlflow_tags")) or 0)
 
 
-def count_decisions(store: Store) -> int:
+def count_decisions(store: Store, after: int = 0) -> int:
+    """Decisions with an id above ``after`` (the history's): a range of the primary key, not a
+    count of the whole table, 20 times a second."""
     with store.session() as s:
-        return int(s.scalar(sa.select(sa.func.count()).select_from(DecisionRow)) or 0)
+        return int(s.scalar(sa.select(sa.func.count()).where(DecisionRow.id > after)) or 0)
 
 
-def one_tick(app: Any, store: Store, target: int, timeout: float) -> float:
-    """Send the tick beat sends; seconds until ``target`` decisions are committed."""
+def one_tick(app: Any, store: Store, target: int, timeout: float, after: int = 0) -> float:
+    """Send the tick beat sends; seconds until ``target`` decisions after id ``after`` are committed."""
     t0 = time.perf_counter()
     app.send_task("retrain.tick")
     deadline = t0 + timeout
-    while count_decisions(store) < target:
+    while count_decisions(store, after) < target:
         if time.perf_counter() > deadline:
-            raise SystemExit(f"only {count_decisions(store)} of {target} decisions after {timeout:.0f} s")
+            raise SystemExit(f"only {count_decisions(store, after)} of {target} decisions after {timeout:.0f} s")
         time.sleep(0.05)
     return time.perf_counter() - t0
 
@@ -329,6 +375,7 @@ def measure_checks(
     ticks: int = 2,
     new_rows: int = 0,
     file_cache_mb: int = 4096,
+    history: int = 0,
 ) -> dict[str, float]:
     from workers.app import app, configure
 
@@ -341,6 +388,10 @@ def measure_checks(
         )
         store = Store(store_url)
         store.migrate()
+        if history:
+            fill_history(store, n, history)
+        with store.session() as s:
+            after = int(s.scalar(sa.select(sa.func.max(DecisionRow.id))) or 0)
         redis.Redis.from_url(REDIS_URL).flushdb()
         from controller.config import load_service_config
 
@@ -349,7 +400,7 @@ def measure_checks(
         procs = [start_worker(work, config, nm, "checks", concurrency) for nm in names]
         wait_workers(app, names)
         cpu0, all0 = group_cpu_seconds(procs), machine_cpu_seconds()
-        cold = one_tick(app, store, n, timeout)
+        cold = one_tick(app, store, n, timeout, after)
         cpu1, all1 = group_cpu_seconds(procs), machine_cpu_seconds()
         print(
             f"tick 1 (cold worker caches): {n} checks in {cold:.1f} s = {n / cold:.1f} checks/s; "
@@ -373,11 +424,11 @@ def measure_checks(
                         f"request_key = request_key || '-t{tick}' WHERE request_key IS NOT NULL"
                     )
                 )
-                s.execute(sa.text("UPDATE decisions SET retry_after = NULL"))
+                s.execute(sa.text("UPDATE decisions SET retry_after = NULL WHERE retry_after IS NOT NULL"))
             if new_rows:
                 add_new_rows(work, n, tick, new_rows)
             cpu1, all1 = group_cpu_seconds(procs), machine_cpu_seconds()
-            warm = one_tick(app, store, tick * n, timeout)
+            warm = one_tick(app, store, tick * n, timeout, after)
             cpu2, all2 = group_cpu_seconds(procs), machine_cpu_seconds()
             print(
                 f"tick {tick} (warm workers):       {n} checks in {warm:.1f} s = {n / warm:.1f} checks/s; "
@@ -393,7 +444,7 @@ def measure_checks(
                 f"tick{tick}_stolen_cpu_s_per_check": (all2 - all1)[1] / n,
             }
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        actions = store.latest_decisions()
+        actions = store.latest_decisions([f"m{i:05d}" for i in range(n)])
         print("decisions:", dict(pd.Series([d.action for d in actions.values()]).value_counts()))
         store.dispose()
         return results
@@ -633,6 +684,13 @@ def main() -> None:
         default=4096,
         help="the workers' file cache (decoded copies of the data files); 0: decode every read",
     )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        metavar="HOURS",
+        help="past hourly checks per model in the store before the run (500 = three weeks; a check reads 500)",
+    )
     args = p.parse_args()
     setup(args.workdir, args.models)
     write_models(args.workdir, args.models, args.window_hours, growing=args.new_rows > 0)
@@ -655,6 +713,7 @@ def main() -> None:
             args.ticks,
             args.new_rows,
             args.file_cache_mb,
+            args.history,
         )
         after = machine_reference()
         print(f"machine reference after:  {after * 1000:.0f} ms")

@@ -130,7 +130,7 @@ def check(
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Every watched model's latest decision, retrains in flight and the outbox (dead letters included)."""
     ctx = _context(config)
-    latest = ctx.store.latest_decisions()
+    latest = ctx.store.latest_decisions(list(ctx.models))
     rows = []
     for name, cfg in sorted(ctx.models.items()):
         d = latest.get(name)

@@ -1013,10 +1013,12 @@ def next_due(cfg: ModelConfig, last: datetime | None, now: datetime) -> datetime
 def due_checks(ctx: Context, now: datetime | None = None) -> list[str]:
     """Models whose schedule says a check is due now (a DEFER's retry_after counts too)."""
     now = now or ctx.clock()
-    latest = ctx.store.latest_decisions()
-    last_checked = ctx.store.last_check_times()
+    names = sorted(ctx.models)
+    latest = ctx.store.latest_decisions(names)
+    last_checked = ctx.store.last_check_times(names)
     due = []
-    for name, cfg in sorted(ctx.models.items()):
+    for name in names:
+        cfg = ctx.models[name]
         last_at = last_checked.get(name)
         when = next_due(cfg, last_at, now)
         d = latest.get(name)

@@ -70,8 +70,9 @@ class ModelRow(Base):
 
 class CheckRow(Base):
     __tablename__ = "checks"
+    __table_args__ = (sa.Index("ix_checks_model_id", "model", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model: Mapped[str] = mapped_column(String(200), index=True)
+    model: Mapped[str] = mapped_column(String(200))
     request_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     """Identifies one requested check (model + schedule slot); a redelivered task reuses it."""
     version: Mapped[str | None] = mapped_column(String(50))
@@ -92,9 +93,10 @@ class CheckRow(Base):
 
 class DecisionRow(Base):
     __tablename__ = "decisions"
+    __table_args__ = (sa.Index("ix_decisions_model_id", "model", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"), unique=True)
-    model: Mapped[str] = mapped_column(String(200), index=True)
+    model: Mapped[str] = mapped_column(String(200))
     version: Mapped[str | None] = mapped_column(String(50))
     action: Mapped[str] = mapped_column(String(10))
     reasons: Mapped[list[str]] = mapped_column(JSON)
@@ -108,9 +110,10 @@ class DecisionRow(Base):
 
 class RetrainRow(Base):
     __tablename__ = "retrain_runs"
+    __table_args__ = (sa.Index("ix_retrain_runs_model_id", "model", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    model: Mapped[str] = mapped_column(String(200), index=True)
+    model: Mapped[str] = mapped_column(String(200))
     decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
     state: Mapped[str] = mapped_column(String(20), default="queued")
     cost_estimate: Mapped[float | None] = mapped_column(Float)
@@ -132,10 +135,11 @@ class RetrainRow(Base):
 
 class OutboxRow(Base):
     __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_model_id", "model", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(20))
     """``mlflow_tags`` or ``webhook``."""
-    model: Mapped[str] = mapped_column(String(200), index=True)
+    model: Mapped[str] = mapped_column(String(200))
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
@@ -186,8 +190,9 @@ class BudgetRow(Base):
 
 class EstimationErrorRow(Base):
     __tablename__ = "estimation_errors"
+    __table_args__ = (sa.Index("ix_estimation_errors_model_metric_id", "model", "metric", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model: Mapped[str] = mapped_column(String(200), index=True)
+    model: Mapped[str] = mapped_column(String(200))
     metric: Mapped[str] = mapped_column(String(50))
     check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
     estimated: Mapped[float] = mapped_column(Float)
@@ -540,11 +545,11 @@ class Store:
                 q = q.where(DecisionRow.model == model)
             return list(s.scalars(q))
 
-    def latest_decisions(self) -> dict[str, DecisionRow]:
+    def latest_decisions(self, models: Sequence[str] | None = None) -> dict[str, DecisionRow]:
+        """Each model's newest decision: of ``models`` (see :func:`_newest_rows`), else of every model."""
         with self.session() as s:
-            newest = sa.select(sa.func.max(DecisionRow.id)).group_by(DecisionRow.model)
-            rows = s.scalars(sa.select(DecisionRow).where(DecisionRow.id.in_(newest)))
-            return {r.model: r for r in rows}
+            columns = tuple(_table(DecisionRow).c.keys())
+            return {r.model: r for r in _rows_as(DecisionRow, _newest_rows(s, DecisionRow, columns, models))}
 
     def latest_decision(self, model: str) -> DecisionRow | None:
         with self.session() as s:
@@ -612,11 +617,8 @@ class Store:
         if not models:
             return {}
         with self.session() as s:
-            newest = sa.select(sa.func.max(CheckRow.id)).where(CheckRow.model.in_(models)).group_by(CheckRow.model)
-            q = sa.select(CheckRow.model, CheckRow.started_at, CheckRow.status, CheckRow.request_key).where(
-                CheckRow.id.in_(newest)
-            )
-            return {model: (started, status, key) for model, started, status, key in s.execute(q)}
+            rows = _newest_rows(s, CheckRow, ("model", "started_at", "status", "request_key"), models)
+            return {model: (started, status, key) for model, started, status, key in rows}
 
     def check_history(self, model: str, limit: int = 500) -> list[CheckPoint]:
         """The finished checks among the model's newest ``limit``, newest first, without their full
@@ -630,11 +632,10 @@ class Store:
         rows = s.execute(_snapshot_queries()["history"], {"model": model, "limit": limit})
         return [CheckPoint(*row[:7]) for row in rows if row[7] == "done"]
 
-    def last_check_times(self) -> dict[str, datetime]:
-        """When each model's newest check started."""
+    def last_check_times(self, models: Sequence[str] | None = None) -> dict[str, datetime]:
+        """When each model's newest check started: of ``models`` (see :func:`_newest_rows`), else of every model."""
         with self.session() as s:
-            newest = sa.select(sa.func.max(CheckRow.id)).group_by(CheckRow.model)
-            rows = s.execute(sa.select(CheckRow.model, CheckRow.started_at).where(CheckRow.id.in_(newest)))
+            rows = _newest_rows(s, CheckRow, ("model", "started_at"), models)
             return {model: started for model, started in rows}
 
     def metric_series(
@@ -907,6 +908,44 @@ def _insert_or_skip_statement(dialect: str, table: type[Base], unique: str, retu
 
 
 R = TypeVar("R", bound="Base")
+
+
+NEWEST_CHUNK = 20
+"""Models per statement of :func:`_newest_rows`."""
+
+
+def _newest_rows(
+    conn: Session | sa.Connection,
+    table: type[CheckRow] | type[DecisionRow],
+    columns: tuple[str, ...],
+    models: Sequence[str] | None,
+) -> list[Any]:
+    """``columns`` of each model's newest row in ``table``: of ``models``, else of every model.
+
+    For named models, one ``max(id)`` per model, each one step down the ``(model, id)`` index
+    however long the history, in statements of ``NEWEST_CHUNK`` models built once (building one
+    for a thousand models cost more than the database's work). Without names, one ``GROUP BY``
+    over the whole table (the database reads every row's index entry)."""
+    if models is None:
+        newest = sa.select(sa.func.max(table.id)).group_by(table.model)
+        return list(conn.execute(sa.select(*(_table(table).c[c] for c in columns)).where(table.id.in_(newest))))
+    names = list(dict.fromkeys(models))
+    rows: list[Any] = []
+    for at in range(0, len(names), NEWEST_CHUNK):
+        chunk = names[at : at + NEWEST_CHUNK]
+        chunk += [chunk[-1]] * (NEWEST_CHUNK - len(chunk))  # one statement for every chunk
+        params = {f"m{i}": name for i, name in enumerate(chunk)}
+        rows.extend(conn.execute(_newest_statement(table, columns), params))
+    return rows
+
+
+@functools.cache
+def _newest_statement(table: type[CheckRow] | type[DecisionRow], columns: tuple[str, ...]) -> Any:
+    newest = [
+        sa.select(sa.func.max(table.id)).where(table.model == sa.bindparam(f"m{i}")).scalar_subquery()
+        for i in range(NEWEST_CHUNK)
+    ]
+    return sa.select(*(_table(table).c[c] for c in columns)).where(table.id.in_(newest))
 
 
 def _rows_as(cls: type[R], rows: Iterable[sa.Row[Any]]) -> list[R]:

@@ -247,6 +247,45 @@ def test_migration_0002_moves_the_history_fields_of_existing_checks_into_columns
     store.dispose()
 
 
+def test_the_migrations_build_the_schema_the_models_declare(store: Store) -> None:
+    """Alembic's comparison of the migrated database with the models finds nothing to change:
+    every index a model declares, the (model, id) ones included, is built by a migration."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from controller.store import Base
+
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("checks")}
+    assert differences == []
+    assert "ix_checks_model_id" in indexes and "ix_checks_model" not in indexes
+
+
+def test_the_newest_rows_of_named_models_match_the_whole_table_read(store: Store) -> None:
+    """``last_checks``, ``last_check_times`` and ``latest_decisions`` of named models (one index
+    step per model, in statements of ``NEWEST_CHUNK``) give what the read of every model gives;
+    a name given twice counts once and a model never checked is absent."""
+    from controller.store import NEWEST_CHUNK
+
+    names = [f"m{i}" for i in range(NEWEST_CHUNK + 3)]  # more than one statement's worth
+    for i, name in enumerate(names):
+        for k in range(1 + i % 3):
+            check_id, _ = store.start_check(name, NOW + timedelta(minutes=10 * k + i), request_key=f"{name}:{k}")
+            if k < i % 3:  # the newest check of each model stays running
+                store.finish_check(check_id, "1", {"n_rows": 1}, _decision(), [], NOW + timedelta(minutes=10 * k))
+    asked = [*names, names[0], "never-checked"]
+    assert store.last_check_times(asked) == store.last_check_times()
+    assert store.last_check_times(asked)[names[2]] == NOW + timedelta(minutes=22)
+    assert store.last_checks(asked) == {
+        name: (NOW + timedelta(minutes=10 * (i % 3) + i), "running", f"{name}:{i % 3}") for i, name in enumerate(names)
+    }
+    by_name = {name: d.id for name, d in store.latest_decisions(asked).items()}
+    assert by_name == {name: d.id for name, d in store.latest_decisions().items()}
+    assert set(by_name) == {name for i, name in enumerate(names) if i % 3}  # models with a finished check
+    assert store.last_checks([]) == {} and store.latest_decisions([]) == {}
+
+
 def _to_jsonable_reference(value: Any) -> Any:
     """``to_jsonable`` before its fast path for plain types: the one it must still agree with."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
@@ -232,9 +232,9 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class CheckPoint:
-    """The few fields of a finished check that the forecast reads (see ``Store.check_history``)."""
+class CheckPoint(NamedTuple):
+    """The few fields of a finished check that the forecast reads (see ``Store.check_history``):
+    a named tuple, made 500 times per check (three times cheaper to make than a frozen dataclass)."""
 
     started_at: datetime
     version: str | None
@@ -629,7 +629,8 @@ class Store:
 
     @staticmethod
     def _check_history(s: Session | sa.Connection, model: str, limit: int) -> list[CheckPoint]:
-        rows = s.execute(_snapshot_queries()["history"], {"model": model, "limit": limit})
+        # all rows in one fetch: iterating a result fetches its rows one by one (500 calls)
+        rows = s.execute(_snapshot_queries()["history"], {"model": model, "limit": limit}).all()
         return [CheckPoint(*row[:7]) for row in rows if row[7] == "done"]
 
     def last_check_times(self, models: Sequence[str] | None = None) -> dict[str, datetime]:

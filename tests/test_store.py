@@ -262,6 +262,57 @@ def test_the_migrations_build_the_schema_the_models_declare(store: Store) -> Non
     assert "ix_checks_model_id" in indexes and "ix_checks_model" not in indexes
 
 
+def test_a_checks_reads_walk_the_model_id_indexes_on_postgres(postgres_url: str) -> None:
+    """With a long history (here 100 models x 1,500 checks), PostgreSQL answers every per-check read
+    of the newest rows from a ``(model, id)`` index, not by sorting or filtering the model's
+    whole history (the plan of each statement the snapshot and the beat run, after ANALYZE)."""
+    from controller.store import NEWEST_CHUNK, CheckRow, DecisionRow, _newest_statement, _snapshot_queries
+
+    store = Store(postgres_url)
+    store.migrate()
+    with store.engine.begin() as conn:
+        rows = "FROM generate_series(0, 99) m, generate_series(1, 1500) g ORDER BY g DESC, m"
+        conn.execute(
+            sa.text(
+                "INSERT INTO checks (model, status, started_at, metric, metric_value, signals) SELECT 'm' || m,"
+                f" 'done', now() - make_interval(hours => g), 'accuracy', 0.8, CAST('{{}}' AS json) {rows}"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO decisions (model, action, reasons, summary, numbers, signal_source, decided_at,"
+                " needs_approval) SELECT 'm' || m, 'DEFER', CAST('[]' AS json), '', CAST('{}' AS json), 'realized',"
+                f" now(), false {rows}"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO estimation_errors (model, metric, estimated, realized, abs_error, created_at)"
+                f" SELECT 'm' || m, 'accuracy', 0.8, 0.8, 0.0, now() {rows}"
+            )
+        )
+        conn.execute(sa.text("ANALYZE"))
+        q = _snapshot_queries()
+        reads = {
+            "ix_checks_model_id": (q["history"], {"model": "m7", "limit": 500}),
+            "ix_decisions_model_id": (q["latest_decision"], {"model": "m7"}),
+            "ix_estimation_errors_model_metric_id": (
+                q["estimation_errors"],
+                {"model": "m7", "metric": "accuracy", "limit": 20},
+            ),
+        }
+        for table in (CheckRow, DecisionRow):
+            names = {f"m{i}": f"m{i % 10}" for i in range(NEWEST_CHUNK)}
+            reads[f"ix_{table.__tablename__}_model_id "] = (_newest_statement(table, ("model",)), names)
+        for index, (statement, params) in reads.items():
+            compiled = statement.compile(conn, compile_kwargs={"render_postcompile": True})
+            plan = "\n".join(
+                r[0] for r in conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.construct_params(params))
+            )
+            assert index.strip() in plan and "Sort" not in plan, plan
+    store.dispose()
+
+
 def test_the_newest_rows_of_named_models_match_the_whole_table_read(store: Store) -> None:
     """``last_checks``, ``last_check_times`` and ``latest_decisions`` of named models (one index
     step per model, in statements of ``NEWEST_CHUNK``) give what the read of every model gives;

@@ -234,7 +234,7 @@ def to_jsonable(value: Any) -> Any:
 
 class CheckPoint(NamedTuple):
     """The few fields of a finished check that the forecast reads (see ``Store.check_history``):
-    a named tuple, made 500 times per check (three times cheaper to make than a frozen dataclass)."""
+    a named tuple, made up to 500 times per check (cheaper to make than a frozen dataclass)."""
 
     started_at: datetime
     version: str | None

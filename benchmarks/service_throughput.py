@@ -66,6 +66,11 @@ REDIS_URL = os.environ.get("RETRAIN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13
 CHILD_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
+def model_name(i: int) -> str:
+    """The name of the benchmark's ``i``-th model (its config, data files and store rows)."""
+    return f"m{i:05d}"
+
+
 def rows(rng: np.random.Generator, start: datetime, n: int, first_id: int) -> pd.DataFrame:
     x = rng.normal(0, 1, (n, len(NUMERIC)))
     cats = {c: rng.choice(["a", "b", "c", "d", "e"], n) for c in CATEGORICAL}
@@ -141,7 +146,7 @@ def setup(work: Path, n: int) -> None:
     source = registry.client.get_model_version(TEMPLATE, template.version)
     print(f"setup: template version logged in {time.perf_counter() - t0:.1f} s")
     for i in range(n):
-        name = f"m{i:05d}"
+        name = model_name(i)
         registered = f"bench-{name}"
         df = rows(np.random.default_rng(1000 + i), now - timedelta(days=7), ROWS, (i + 1) * 10 * ROWS)
         df.drop(columns=["label"]).to_parquet(work / "data" / f"{name}.parquet", index=False)
@@ -158,15 +163,15 @@ def setup(work: Path, n: int) -> None:
 
 def write_models(work: Path, n: int, window_hours: float, growing: bool = False) -> None:
     for i in range(n):
-        name = f"m{i:05d}"
+        name = model_name(i)
         doc = model_doc(name, f"bench-{name}", window_hours, growing)
         (work / "models" / f"{name}.yaml").write_text(yaml.safe_dump(doc))
     shutil.rmtree(work / "data" / "growing", ignore_errors=True)  # new rows of an earlier run
     if growing:
         for i in range(n):
-            folder = work / "data" / "growing" / f"m{i:05d}"
+            folder = work / "data" / "growing" / model_name(i)
             folder.mkdir(parents=True)
-            os.link(work / "data" / f"m{i:05d}.parquet", folder / "week.parquet")  # the same file
+            os.link(work / "data" / f"{model_name(i)}.parquet", folder / "week.parquet")  # the same file
 
 
 def add_new_rows(work: Path, n: int, tick: int, count: int) -> None:
@@ -178,7 +183,7 @@ def add_new_rows(work: Path, n: int, tick: int, count: int) -> None:
         rng = np.random.default_rng([tick, i])
         df = rows(rng, now, count, (i + 1) * 10 * ROWS + ROWS + tick * count).drop(columns=["label"])
         df["timestamp"] = [now - timedelta(seconds=float(s)) for s in np.sort(rng.uniform(1, 3600, count))[::-1]]
-        df.to_parquet(work / "data" / "growing" / f"m{i:05d}" / f"new{tick}.parquet", index=False)
+        df.to_parquet(work / "data" / "growing" / model_name(i) / f"new{tick}.parquet", index=False)
     print(f"  {count} new rows per model written in {time.perf_counter() - t0:.1f} s (before the tick)")
 
 
@@ -242,16 +247,17 @@ def fill_history(store: Store, n: int, hours: int) -> None:
     signals = json.dumps({"drift": {"columns": columns}})
     numbers = json.dumps({k: 1.0 for k in ("loss_per_day", "expected_recovered", "cost", "net_value", "roi")})
     t0 = time.perf_counter()
-    args = {"n": n, "hours": hours, "signals": signals, "numbers": numbers}
-    rows = "FROM generate_series(0, :n - 1) m, generate_series(1, :hours) g ORDER BY g DESC, m"  # oldest first
-    name = "'m' || lpad(m::text, 5, '0')"
+    names = [model_name(i) for i in range(n)]
+    args = {"names": names, "hours": hours, "signals": signals, "numbers": numbers}
+    # oldest first, so that ids grow with time as the service writes them
+    rows = "FROM unnest(CAST(:names AS text[])) m, generate_series(1, :hours) g ORDER BY g DESC, m"
     at = "now() - interval '1 day' - make_interval(hours => g)"
     with store.session() as s:
         s.execute(
             sa.text(
                 "INSERT INTO checks (model, version, status, started_at, finished_at, n_rows, drift_share, metric,"
                 " metric_value, metric_source, metric_baseline, signals)"
-                f" SELECT {name}, '1', 'done', {at}, {at}, 10000, 0.1, 'accuracy', 0.74 - 0.002 * sin(g), 'realized',"
+                f" SELECT m, '1', 'done', {at}, {at}, 10000, 0.1, 'accuracy', 0.74 - 0.002 * sin(g), 'realized',"
                 f" 0.74, CAST(:signals AS json) {rows}"
             ),
             args,
@@ -259,7 +265,7 @@ def fill_history(store: Store, n: int, hours: int) -> None:
         s.execute(
             sa.text(
                 "INSERT INTO decisions (model, version, action, reasons, summary, numbers, signal_source, decided_at,"
-                f" needs_approval) SELECT {name}, '1', 'DEFER', CAST('[\"drop_not_significant\"]' AS json),"
+                f" needs_approval) SELECT m, '1', 'DEFER', CAST('[\"drop_not_significant\"]' AS json),"
                 f" 'no significant drop', CAST(:numbers AS json), 'realized', {at}, false {rows}"
             ),
             args,
@@ -267,7 +273,7 @@ def fill_history(store: Store, n: int, hours: int) -> None:
         s.execute(
             sa.text(
                 "INSERT INTO estimation_errors (model, metric, estimated, realized, abs_error, created_at)"
-                f" SELECT {name}, 'accuracy', 0.74, 0.74, 0.002, {at} {rows}"
+                f" SELECT m, 'accuracy', 0.74, 0.74, 0.002, {at} {rows}"
             ),
             args,
         )
@@ -444,7 +450,7 @@ def measure_checks(
                 f"tick{tick}_stolen_cpu_s_per_check": (all2 - all1)[1] / n,
             }
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        actions = store.latest_decisions([f"m{i:05d}" for i in range(n)])
+        actions = store.latest_decisions([model_name(i) for i in range(n)])
         print("decisions:", dict(pd.Series([d.action for d in actions.values()]).value_counts()))
         store.dispose()
         return results
@@ -515,7 +521,7 @@ def profile_in_process(work: Path, n: int, checks: int, top: int = 25) -> dict[s
     from controller.service import run_check
 
     ctx = local_context(work, "profile")
-    names = [f"m{i:05d}" for i in range(n)]
+    names = [model_name(i) for i in range(n)]
     now = utcnow()
     run_check(ctx, names[-1], now=now)  # imports, connections: paid once per worker process
     results: dict[str, float] = {}

@@ -32,6 +32,15 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def abrupt_changes(chunks: int) -> tuple[int, int]:
+    """The chunks at which the ``abrupt`` stream's concept switches: one third and two thirds in.
+
+    >>> abrupt_changes(60)
+    (20, 40)
+    """
+    return chunks // 3, 2 * chunks // 3
+
+
 def _concepts(kind: StreamKind, chunks: int, dims: int, rng: np.random.Generator) -> np.ndarray:
     """One weight vector per chunk (shape chunks x dims), each of norm ``scale``."""
     scale = 3.0  # a sharp boundary: about 8 % errors from the concept itself before label noise
@@ -52,7 +61,7 @@ def _concepts(kind: StreamKind, chunks: int, dims: int, rng: np.random.Generator
     # abrupt: two switches, at one third and two thirds of the stream, each to a fresh concept
     third = _unit(rng.normal(size=dims))
     out = np.empty((chunks, dims))
-    cut1, cut2 = chunks // 3, 2 * chunks // 3
+    cut1, cut2 = abrupt_changes(chunks)
     out[:cut1], out[cut1:cut2], out[cut2:] = first, second, third
     return scale * out
 

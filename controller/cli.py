@@ -131,10 +131,12 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Every watched model's latest decision, retrains in flight and the outbox (dead letters included)."""
     ctx = _context(config)
     latest = ctx.store.latest_decisions(list(ctx.models))
+    last_checks = ctx.store.latest_check_summaries(list(ctx.models))
+    retraining = ctx.store.models_retraining()
     rows = []
     for name, cfg in sorted(ctx.models.items()):
         d = latest.get(name)
-        checks = ctx.store.checks(name, limit=1)
+        check = last_checks.get(name)
         rows.append(
             {
                 "model": name,
@@ -142,12 +144,12 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 "decision": d.action if d else None,
                 "reasons": d.reasons if d else [],
                 "decided_at": d.decided_at.isoformat(timespec="seconds") if d else None,
-                "metric": checks[0].metric if checks else None,
-                "metric_now": checks[0].metric_value if checks else None,
-                "source": checks[0].metric_source if checks else None,
-                "drift_share": checks[0].drift_share if checks else None,
-                "last_check": checks[0].status if checks else None,
-                "retrain_in_flight": ctx.store.retrain_in_flight(name),
+                "metric": check.metric if check else None,
+                "metric_now": check.metric_value if check else None,
+                "source": check.metric_source if check else None,
+                "drift_share": check.drift_share if check else None,
+                "last_check": check.status if check else None,
+                "retrain_in_flight": name in retraining,
                 "owner": cfg.owner,
             }
         )

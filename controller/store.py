@@ -245,6 +245,17 @@ class CheckPoint(NamedTuple):
     metric: str | None = None
 
 
+class CheckSummary(NamedTuple):
+    """A check's headline fields, without its signals (what ``retrainctl status`` shows)."""
+
+    model: str
+    status: str
+    metric: str | None
+    metric_value: float | None
+    metric_source: str | None
+    drift_share: float | None
+
+
 IN_FLIGHT = ("queued", "training", "evaluating")
 
 
@@ -633,6 +644,14 @@ class Store:
         rows = s.execute(_snapshot_queries()["history"], {"model": model, "limit": limit}).all()
         return [CheckPoint(*row[:7]) for row in rows if row[7] == "done"]
 
+    def latest_check_summaries(self, models: Sequence[str]) -> dict[str, CheckSummary]:
+        """Each named model's newest check (:class:`CheckSummary`), in one index step per model."""
+        if not models:
+            return {}
+        with self.session() as s:
+            rows = _newest_rows(s, CheckRow, CheckSummary._fields, models)
+            return {row.model: CheckSummary(*row) for row in rows}
+
     def last_check_times(self, models: Sequence[str] | None = None) -> dict[str, datetime]:
         """When each model's newest check started: of ``models`` (see :func:`_newest_rows`), else of every model."""
         with self.session() as s:
@@ -715,6 +734,11 @@ class Store:
         with self.session() as s:
             q = sa.select(sa.func.count()).where(RetrainRow.model == model, RetrainRow.state.in_(IN_FLIGHT))
             return bool(s.scalar(q))
+
+    def models_retraining(self) -> set[str]:
+        """Every model with a retrain in flight, in one query (few rows: one per running retrain)."""
+        with self.session() as s:
+            return set(s.scalars(sa.select(RetrainRow.model).where(RetrainRow.state.in_(IN_FLIGHT)).distinct()))
 
     # budgets --------------------------------------------------------------------------------
     def charge(self, caps: dict[str, float | None], amount: float, when: datetime) -> bool:

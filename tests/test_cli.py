@@ -45,7 +45,12 @@ def test_check_json_then_status_and_history(config: Path, capsys: pytest.Capture
     assert set(out["numbers"]) >= {"loss_per_day", "retrain_cost", "net_value", "roi", "budget_left"}
     assert run(["status", "--config", str(config), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["models"][0]["decision"] == "TRIGGER"
+    row = status["models"][0]
+    assert row["decision"] == "TRIGGER"
+    # the newest check's headline, as the check reported it (the model's metric is accuracy)
+    assert (row["metric"], row["source"], row["last_check"]) == ("accuracy", out["signal_source"], "done")
+    assert 0.0 < row["metric_now"] < 1.0 and 0.0 <= row["drift_share"] <= 1.0
+    assert row["retrain_in_flight"] is False  # the retrain ran in-process and finished
     assert status["outbox"].get("pending", 0) == 0
     assert run(["history", "m1", "--config", str(config), "--json"]) == 0
     hist = json.loads(capsys.readouterr().out)

@@ -337,6 +337,44 @@ def test_the_newest_rows_of_named_models_match_the_whole_table_read(store: Store
     assert store.last_checks([]) == {} and store.latest_decisions([]) == {}
 
 
+def test_status_reads_of_many_models_match_the_per_model_reads(store: Store) -> None:
+    """``latest_check_summaries`` (one index step per model) gives each model's newest check, as
+    ``checks(limit=1)`` does, and ``models_retraining`` the models ``retrain_in_flight`` names."""
+    names = [f"m{i}" for i in range(5)]
+    for i, name in enumerate(names):
+        for k in range(1 + i % 3):
+            check_id, _ = store.start_check(name, NOW + timedelta(minutes=10 * k))
+            if i != 4 or k == 0:  # m4's newest check is still running
+                signals = {
+                    "n_rows": 9,
+                    "drift_share": 0.1 * k,
+                    "metric": "accuracy",
+                    "current": 0.5 + k,
+                    "source": "realized",
+                }
+                store.finish_check(check_id, "1", signals, _decision(), [], NOW)
+    store.create_retrain("m1", None, "k1")
+    done = store.create_retrain("m2", None, "k2")
+    assert done is not None
+    store.update_retrain(done, state="promoted")
+    summaries = store.latest_check_summaries([*names, "never-checked"])
+    assert set(summaries) == set(names)
+    for name in names:
+        newest = store.checks(name, limit=1)[0]
+        got = summaries[name]
+        assert (got.model, got.status, got.metric, got.metric_value, got.metric_source, got.drift_share) == (
+            name,
+            newest.status,
+            newest.metric,
+            newest.metric_value,
+            newest.metric_source,
+            newest.drift_share,
+        )
+    assert summaries["m2"].metric_value == 2.5 and summaries["m4"].status == "running"
+    assert store.models_retraining() == {n for n in names if store.retrain_in_flight(n)} == {"m1"}
+    assert store.latest_check_summaries([]) == {}
+
+
 def _to_jsonable_reference(value: Any) -> Any:
     """``to_jsonable`` before its fast path for plain types: the one it must still agree with."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

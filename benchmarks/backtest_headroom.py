@@ -28,7 +28,7 @@ import functools
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -160,16 +160,10 @@ def renewal_schedule(matrix: ErrorMatrix, cfg: BacktestConfig, threshold: float,
 
 
 def gradual_fast(seeds: Sequence[int], cost: float, console: Console) -> None:
-    table = Table(title=f"gradual drift, R={cost:g}: a renewal rule told the true decay, against periodic in hindsight")
-    for col in (
-        "seed",
-        "best periodic",
-        "controller",
-        "rule at L, 4 chunks",
-        "best rule for this seed",
-        "beats periodic",
-    ):
-        table.add_column(col, justify="right", no_wrap=True)
+    table = new_table(
+        f"gradual drift, R={cost:g}: a renewal rule told the true decay, against periodic in hindsight",
+        ("seed", "best periodic", "controller", "rule at L, 4 chunks", "best rule for this seed", "beats periodic"),
+    )
     sweeps: dict[tuple[float, int], list[bool]] = {}
     for seed in seeds:
         started = time.perf_counter()
@@ -217,6 +211,25 @@ def gradual_slow_row(seed: int, cost: float) -> list[str]:
     ]
 
 
+def new_table(title: str, columns: Sequence[str]) -> Table:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    return table
+
+
+def per_seed(
+    title: str, columns: Sequence[str], rows: Sequence[tuple[str, Callable[[], list[str]]]], console: Console
+) -> None:
+    """Print a table of one row per seed, each row's time on stderr (the progress of a long run)."""
+    table = new_table(title, columns)
+    for label, row in rows:
+        started = time.perf_counter()
+        table.add_row(*row())
+        print(f"{label}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    console.print(table)
+
+
 def seed_list(text: str) -> list[int]:
     try:
         if "-" in text:
@@ -238,40 +251,27 @@ def main() -> None:
         "label delay 0; error cost 1 per misclassified row; logistic model"
     )
 
-    table = Table(title="abrupt drift, R=5000: a perfect change detector's retrain, against never retraining")
-    for col in (
-        "seed",
-        "oracle retrains",
-        "never",
-        "controller",
-        "retrain at change + W",
-        "gain in its regime",
-        "gain after the next change",
-    ):
-        table.add_column(col, justify="right", no_wrap=True)
-    for seed in seeds:
-        started = time.perf_counter()
-        table.add_row(*abrupt_row(seed, 5000.0))
-        print(f"abrupt R=5000 seed {seed}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    console.print(table)
-
+    per_seed(
+        "abrupt drift, R=5000: a perfect change detector's retrain, against never retraining",
+        (
+            "seed",
+            "oracle retrains",
+            "never",
+            "controller",
+            "retrain at change + W",
+            "gain in its regime",
+            "gain after the next change",
+        ),
+        [(f"abrupt R=5000 seed {seed}", lambda seed=seed: abrupt_row(seed, 5000.0)) for seed in seeds],
+        console,
+    )
     gradual_fast(seeds, 50.0, console)
-
-    table = Table(title="gradual drift, R=5000: the best single retrain in hindsight")
-    for col in (
-        "seed",
-        "oracle retrains",
-        "best single retrain (gain)",
-        "never",
-        "controller",
-        "drift-only (retrains)",
-    ):
-        table.add_column(col, justify="right", no_wrap=True)
-    for seed in seeds:
-        started = time.perf_counter()
-        table.add_row(*gradual_slow_row(seed, 5000.0))
-        print(f"gradual R=5000 seed {seed}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    console.print(table)
+    per_seed(
+        "gradual drift, R=5000: the best single retrain in hindsight",
+        ("seed", "oracle retrains", "best single retrain (gain)", "never", "controller", "drift-only (retrains)"),
+        [(f"gradual R=5000 seed {seed}", lambda seed=seed: gradual_slow_row(seed, 5000.0)) for seed in seeds],
+        console,
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ there. It gives policies more than the controller has:
 - **gradual, R=50**: a renewal rule that is handed the stream's true decay and fresh level,
   measured in hindsight on the whole error matrix. It retrains when the serving version's level
   (its recent chunks weighed against the decay line, like the controller's replay) reaches the
-  renewal threshold ``b L`` with ``L = sqrt(2 R / b)``. Thresholds from 0.6 to 1.3 x ``L`` and
+  renewal threshold ``b L``, with ``L = sqrt(2 R / b)`` and ``b`` the decay in money per chunk per
+  chunk. Thresholds from 0.6 to 1.3 x ``L`` and
   1 to 8 pooled chunks are swept, and the best variant is also chosen per seed, in hindsight. All
   are compared with the best periodic policy, itself chosen in hindsight.
 - **gradual, R=5000**: the best single retrain in hindsight, and its gain per unit of cost.

@@ -135,15 +135,22 @@ def true_decay(matrix: ErrorMatrix, ages: int = 8) -> tuple[float, float, float]
     return float(np.mean(slopes)), float(np.mean(firsts)), float(np.var(firsts))
 
 
-def renewal_schedule(matrix: ErrorMatrix, cfg: BacktestConfig, threshold: float, pool: int) -> list[int]:
+def renewal_schedule(
+    matrix: ErrorMatrix,
+    cfg: BacktestConfig,
+    threshold: float,
+    pool: int,
+    truth: tuple[float, float, float] | None = None,
+) -> list[int]:
     """Retrain when the serving version's expected drop one chunk ahead reaches ``threshold x b L``.
 
     ``b`` and the fresh level come from :func:`true_decay` (hindsight); the level is the last
     ``pool`` chunks, decay taken out, carried to the last chunk and weighed by precision against
-    the decay line. Classification errors only.
+    the decay line. Classification errors only. ``truth``: :func:`true_decay` of the matrix, when
+    the caller already has it (a sweep prices many variants on one matrix).
     """
     k, t_end, n = matrix.initial_chunks, matrix.chunks, matrix.chunk_rows
-    b, fresh, fresh_var = true_decay(matrix)
+    b, fresh, fresh_var = truth if truth is not None else true_decay(matrix)
     point_per_chunk = n / 100.0 * cfg.error_cost  # one point of error rate over one chunk
     cycle = math.sqrt(2.0 * cfg.retrain_cost / (b * point_per_chunk))
     serving, out = k, []
@@ -171,7 +178,10 @@ def gradual_fast(seeds: Sequence[int], cost: float, console: Console) -> None:
         matrix, cfg = fitted("gradual", seed, cost)
         pricer = Pricer(matrix, cfg)
         name, periodic = pricer.best_periodic()
-        ratios = {(x, pool): pricer.ratio(renewal_schedule(matrix, cfg, x, pool)) for x in THRESHOLDS for pool in POOLS}
+        truth = true_decay(matrix)
+        ratios = {
+            (x, pool): pricer.ratio(renewal_schedule(matrix, cfg, x, pool, truth)) for x in THRESHOLDS for pool in POOLS
+        }
         for key, r in ratios.items():
             sweeps.setdefault(key, []).append(r < periodic)
         best = min(ratios, key=ratios.__getitem__)
@@ -202,13 +212,14 @@ def gradual_slow_row(seed: int, cost: float) -> list[str]:
     k, t_end = matrix.initial_chunks, matrix.chunks
     gains = {t: gain(matrix, k, t, slice(t, t_end)) * cfg.error_cost for t in range(k + 1, t_end)}
     best = max(gains, key=gains.__getitem__)
+    drift = drift_schedule(matrix)
     return [
         str(seed),
         ",".join(map(str, pricer.oracle)) or "-",
         f"{best} ({gains[best] / cost:.2f} R)",
         f"{pricer.ratio([]):.3f}",
         f"{pricer.controller():.3f}",
-        f"{pricer.ratio(drift_schedule(matrix)):.3f} ({len(drift_schedule(matrix))})",
+        f"{pricer.ratio(drift):.3f} ({len(drift)})",
     ]
 
 

@@ -130,8 +130,9 @@ def check(
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Every watched model's latest decision, retrains in flight and the outbox (dead letters included)."""
     ctx = _context(config)
-    latest = ctx.store.latest_decisions(list(ctx.models))
-    last_checks = ctx.store.latest_check_summaries(list(ctx.models))
+    names = list(ctx.models)
+    latest = ctx.store.latest_decisions(names)
+    last_checks = ctx.store.latest_check_summaries(names)
     retraining = ctx.store.models_retraining()
     rows = []
     for name, cfg in sorted(ctx.models.items()):

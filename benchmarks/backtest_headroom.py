@@ -35,21 +35,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from controller.backtest import (
-    BACKTEST_POLICY,
-    PERIODS,
-    BacktestConfig,
-    ErrorMatrix,
-    controller_schedule,
-    drift_schedule,
-    error_matrix,
-    oracle_schedule,
-    periodic_schedule,
-    prepare,
-    price,
-)
-from controller.economics import precision_weighted
-from controller.streams import StreamKind, abrupt_changes, make_stream
+from benchmarks.streams import StreamKind, abrupt_changes, make_stream
+from controller.backtest.baselines import PERIODS, drift_schedule, periodic_schedule
+from controller.backtest.data import BacktestConfig, prepare
+from controller.backtest.matrix import ErrorMatrix, error_matrix
+from controller.backtest.pricing import oracle_schedule, price
+from controller.backtest.replay import BACKTEST_POLICY, controller_schedule
+from controller.core.forecasts import precision_weighted
 
 CHUNKS, ROWS, INITIAL, WINDOW = 60, 500, 5, 4
 """The suite's full-length streams and protocol (no label delay, error cost 1 per row)."""

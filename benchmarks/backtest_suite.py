@@ -18,8 +18,12 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from controller.backtest import BACKTEST_POLICY, BacktestConfig, BacktestResult, compare, error_matrix, prepare
-from controller.streams import KINDS, make_stream
+from benchmarks.streams import KINDS, make_stream
+from controller.backtest import compare
+from controller.backtest.data import BacktestConfig, prepare
+from controller.backtest.matrix import error_matrix
+from controller.backtest.pricing import BacktestResult
+from controller.backtest.replay import BACKTEST_POLICY
 
 
 def main() -> None:

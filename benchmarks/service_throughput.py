@@ -50,11 +50,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from controller.config import ModelConfig  # noqa: E402
-from controller.registry import MlflowRegistry, TrainingRecord  # noqa: E402
-from controller.service import build_baseline, features_of  # noqa: E402
-from controller.store import DecisionRow, OutboxRow, Store, utcnow  # noqa: E402
-from controller.trainers import import_trainer  # noqa: E402
+# ruff: noqa: E402 (the project root goes on the path first)
+from controller.adapters.registry.base import TrainingRecord
+from controller.adapters.registry.mlflow import MlflowRegistry
+from controller.adapters.store.store import Store
+from controller.adapters.store.tables import DecisionRow, OutboxRow, utcnow
+from controller.adapters.trainers import import_trainer
+from controller.config import ModelConfig
+from controller.reactors.baseline import build_baseline, features_of
 
 ROWS = 10_000
 NUMERIC = [f"x{i}" for i in range(16)]
@@ -110,7 +113,7 @@ def model_doc(name: str, registered: str, window_hours: float = 168, growing: bo
             "labels_per_retrain": 5000,
             "fixed_overhead": 300,
         },
-        "trainer": {"callable": "controller.trainers:sklearn_classifier"},
+        "trainer": {"callable": "controller.adapters.trainers:sklearn_classifier"},
         "drift": {"categorical": CATEGORICAL},
     }
 
@@ -140,7 +143,7 @@ def setup(work: Path, n: int) -> None:
     features = features_of(cfg, list(reference.columns))
     cut = int(len(reference) * 0.7)
     train, holdout = reference.iloc[:cut], reference.iloc[cut:]
-    model = import_trainer("controller.trainers:sklearn_classifier")(train, features=features, target="label")
+    model = import_trainer("controller.adapters.trainers:sklearn_classifier")(train, features=features, target="label")
     baseline = build_baseline(cfg, model, train, holdout, features)
     template = registry.log_version(TEMPLATE, TrainingRecord(model, baseline, {}, {}, 60.0, {}))
     source = registry.client.get_model_version(TEMPLATE, template.version)
@@ -287,7 +290,7 @@ def start_worker(work: Path, config: Path, name: str, queues: str, concurrency: 
     env = {**os.environ, **CHILD_ENV, "RETRAIN_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
     args = ["worker", "-Q", queues, "--concurrency", str(concurrency), "-n", f"{name}@%h", "-l", "WARNING"]
     return subprocess.Popen(
-        [sys.executable, "-m", "controller.cli_service", *args, "--config", str(config)],
+        [sys.executable, "-m", "controller.cli.service", *args, "--config", str(config)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -462,7 +465,7 @@ def measure_checks(
 
 def local_context(work: Path, name: str) -> Any:
     """A ``Context`` in this process: a fresh SQLite audit store and machine cache, the local registry."""
-    from controller.service import Context
+    from controller.reactors.context import Context
 
     (work / f"{name}-audit.db").unlink(missing_ok=True)
     config = write_config(
@@ -493,7 +496,7 @@ def machine_reference(repeats: int = 15) -> float:
 
 def measure_in_process(work: Path, repeats: int = 3) -> dict[str, float]:
     """One check in this process (no Celery, SQLite store): the cost the workers pay per check."""
-    from controller.service import run_check
+    from controller.reactors.check import run_check
 
     ctx = local_context(work, "inprocess")
     run_check(ctx, "m00000")  # warms the caches of this process, as a long-running worker has them
@@ -518,7 +521,7 @@ def profile_in_process(work: Path, n: int, checks: int, top: int = 25) -> dict[s
     import cProfile
     import pstats
 
-    from controller.service import run_check
+    from controller.reactors.check import run_check
 
     ctx = local_context(work, "profile")
     names = [model_name(i) for i in range(n)]

@@ -20,9 +20,9 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from controller.economics import EconomicsConfig
+from controller.core.economics import EconomicsConfig
+from controller.core.policy import PolicyConfig
 from controller.errors import ConfigError
-from controller.policy import PolicyConfig
 from detectors.drift import DriftOptions
 
 ENV_PREFIX = "RETRAIN_"

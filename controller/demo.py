@@ -23,15 +23,18 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from controller.adapters.receiver import start_receiver
+from controller.adapters.registry.base import TrainingRecord
+from controller.adapters.registry.mlflow import MlflowRegistry
+from controller.adapters.trainers import import_trainer
+from controller.adapters.webhooks import new_secret
 from controller.config import FileSource, ModelConfig, relative_to_config
 from controller.errors import UserError
-from controller.outbox import deliver_outbox
-from controller.receiver import start_receiver
-from controller.registry import MlflowRegistry, TrainingRecord
-from controller.retrain import run_retrain
-from controller.service import CheckOutcome, Context, build_baseline, features_of, run_check
-from controller.trainers import import_trainer
-from controller.webhooks import new_secret
+from controller.reactors.baseline import build_baseline, features_of
+from controller.reactors.check import CheckOutcome, run_check
+from controller.reactors.context import Context
+from controller.reactors.outbox import deliver_outbox
+from controller.reactors.retrain import run_retrain
 
 MODEL = "credit-risk"
 ROWS_PER_WEEK = 6000

@@ -68,7 +68,7 @@ def write_configs(root: Path, data_glob: str, labels: str | None = None, **model
             "compute_rate_per_hour": 2.0,
             "fixed_overhead": 100,
         },
-        "trainer": {"callable": "controller.trainers:sklearn_classifier", "window_hours": 168},
+        "trainer": {"callable": "controller.adapters.trainers:sklearn_classifier", "window_hours": 168},
         "drift": {"categorical": ["color"]},
     }
     cfg.update(model)

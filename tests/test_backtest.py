@@ -12,24 +12,16 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from controller.backtest import (
-    BACKTEST_POLICY,
-    BacktestConfig,
-    ErrorMatrix,
-    controller_schedule,
-    drift_schedule,
-    error_matrix,
-    oracle_schedule,
-    perf_threshold_schedule,
-    periodic_schedule,
-    prepare,
-    price,
-    run_backtest,
-)
-from controller.cli_backtest import register
-from controller.decision import Decision, Signals
+from benchmarks.streams import make_stream
+from controller.backtest import run_backtest
+from controller.backtest.baselines import drift_schedule, perf_threshold_schedule, periodic_schedule
+from controller.backtest.data import BacktestConfig, prepare
+from controller.backtest.matrix import ErrorMatrix, error_matrix
+from controller.backtest.pricing import oracle_schedule, price
+from controller.backtest.replay import BACKTEST_POLICY, controller_schedule
+from controller.cli.backtest import register
+from controller.core.decision import Decision, Signals
 from controller.errors import DataError, UserError
-from controller.streams import make_stream
 
 
 def matrix_from(errors: np.ndarray, k: int, rows: int = 100) -> ErrorMatrix:
@@ -214,7 +206,7 @@ def test_cli_turns_bad_input_into_user_errors(tmp_path: Path) -> None:
 
 
 def test_versions_without_labels_yet_are_judged_on_the_label_free_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
-    import controller.backtest as bt
+    import controller.backtest.replay as bt
 
     stream = prepare(make_stream("abrupt", chunks=18, chunk_rows=300, seed=2), "label", 300)
     cfg = BacktestConfig(300, 4, 3, 50.0, 1.0, label_delay=2)
@@ -255,7 +247,7 @@ def test_a_version_trained_on_a_stale_window_is_expected_to_keep_part_of_the_dro
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Before its labels arrive, CBPE cannot see that a version fitted on a half-changed window is off the concept."""
-    import controller.backtest as bt
+    import controller.backtest.replay as bt
 
     stream = prepare(make_stream("abrupt", chunks=18, chunk_rows=300, seed=2), "label", 300)
     cfg = BacktestConfig(300, 4, 4, 50.0, 1.0, label_delay=1)
@@ -284,7 +276,7 @@ def test_a_version_trained_on_a_stale_window_is_expected_to_keep_part_of_the_dro
 def test_a_clean_version_is_read_against_the_line_of_the_learned_decay(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a steady decay a young version has few noisy chunks: they are weighed against the fresh level plus
     the learned decay, and the decision sees the weighed level."""
-    import controller.backtest as bt
+    import controller.backtest.replay as bt
 
     stream = prepare(make_stream("gradual", chunks=30, chunk_rows=300, seed=1), "label", 300)
     cfg = BacktestConfig(300, 5, 4, 50.0, 1.0)
@@ -338,7 +330,7 @@ def test_a_clean_version_that_starts_at_a_change_is_not_taken_for_a_fresh_level(
     serving, so the jump lies between two versions and the new version's own history shows none. Its first
     chunk is read against the other versions' fresh levels: the change is dated at 21 and the next
     retrains know how much of their window follows it."""
-    import controller.backtest as bt
+    import controller.backtest.replay as bt
 
     t_end, k, rows, change = 40, 5, 500, 21
     errors = np.full((t_end, t_end), np.nan)
@@ -367,7 +359,7 @@ def test_a_concept_that_comes_back_is_a_change_and_the_level_is_read_from_it(mon
     the first model (fitted on A) serves throughout: its errors rise at 10 and fall back at 16. The fall is
     a change too: from 17 on the level is read from the chunks since it (the model is fine again), not
     pooled with B's, and a retrain's window counts as fresh only once it follows the fall."""
-    import controller.backtest as bt
+    import controller.backtest.replay as bt
 
     t_end, k, rows = 24, 5, 500
     errors = np.full((t_end, t_end), np.nan)

@@ -7,8 +7,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.backtest_headroom import renewal_schedule, seed_list, true_decay
-from controller.backtest import BacktestConfig, ErrorMatrix, periodic_schedule
-from controller.streams import abrupt_changes, make_stream
+from benchmarks.streams import abrupt_changes, make_stream
+from controller.backtest.baselines import periodic_schedule
+from controller.backtest.data import BacktestConfig
+from controller.backtest.matrix import ErrorMatrix
 
 
 def steady_decay(t_end: int = 40, k: int = 5, rows: int = 500, fresh: float = 10.0, slope: float = 1.0) -> ErrorMatrix:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from controller.adapters.registry.base import TrainingRecord
+from controller.adapters.registry.mlflow import MlflowRegistry
+from controller.adapters.trainers import sklearn_classifier
 from controller.cli import run
 from controller.config import load_models, load_service_config
-from controller.registry import MlflowRegistry, TrainingRecord
-from controller.service import build_baseline, features_of
-from controller.trainers import sklearn_classifier
+from controller.reactors.baseline import build_baseline, features_of
 from tests.helpers import T0, make_rows, write_configs
 
 

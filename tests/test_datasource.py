@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from controller.adapters.datasource import FileDataSource, SqlDataSource, load_window, read_table
 from controller.config import load_models, load_service_config
-from controller.datasource import FileDataSource, SqlDataSource, load_window, read_table
 from controller.errors import DataError
 from tests.helpers import T0, make_rows, write_configs
 
@@ -128,7 +128,7 @@ def test_a_file_wholly_inside_the_window_is_not_cut_row_by_row(tmp_path: Path, t
     file reaching out of it, or holding a null time, is cut."""
     import pyarrow.parquet as pq
 
-    from controller.datasource import _all_within
+    from controller.adapters.datasource import _all_within
 
     rows = make_rows(200, T0, seed=4)
     times = pd.to_datetime(rows["timestamp"], utc=True)
@@ -150,7 +150,7 @@ def test_a_file_wholly_inside_the_window_is_not_cut_row_by_row(tmp_path: Path, t
 
 
 def test_labels_in_the_rows_order_join_as_a_hash_join_would() -> None:
-    from controller.datasource import _arrived
+    from controller.adapters.datasource import _arrived
 
     rows = pd.DataFrame({"id": [10, 11, 12, 13], "x": [0.1, 0.2, 0.3, 0.4]})
 
@@ -177,7 +177,7 @@ def test_labels_in_the_rows_order_join_as_a_hash_join_would() -> None:
 def test_labels_with_increasing_ids_join_as_a_hash_join_would(seed: int) -> None:
     """Labels whose ids increase (any subset of the rows, in any order of the rows) are joined by
     binary search: the same values and dtype as the hash join, missing values included."""
-    from controller.datasource import _arrived
+    from controller.adapters.datasource import _arrived
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 60))
@@ -256,7 +256,7 @@ def test_parquet_files_joined_as_arrow_read_what_pandas_joins(
     """A window of several Parquet files (other text values, rows out of time order, nulls, a
     file wholly outside the window) joined as Arrow tables holds what joining each file's rows
     with pandas gives."""
-    from controller.filecache import FileCache
+    from controller.adapters.filecache import FileCache
 
     (tmp_path / "data").mkdir()
     parts = [
@@ -299,7 +299,7 @@ def test_a_bound_between_two_ticks_of_a_millisecond_time_column_cuts_as_pandas_d
     microseconds: a row at 12:00:10.000 is before a window that starts at 12:00:10.0007 and inside
     one that ends at 12:00:50.0007, on every path (slice, mask, row-group filter, cached copy), as
     the exact comparison says."""
-    from controller.filecache import FileCache
+    from controller.adapters.filecache import FileCache
 
     n = 120
     stamps = pd.date_range("2026-01-01 12:00:00", periods=n, freq="s", tz="UTC").as_unit("ms")

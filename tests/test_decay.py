@@ -7,7 +7,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from controller.decision import Signals
+from controller.core.decision import Signals
 from detectors.decay import cusum, decay_signal, estimation_error, select_current, trust_weight
 from detectors.estimation import MetricEstimate
 from detectors.performance import MetricValue

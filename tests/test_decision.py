@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controller.decision import Action, Economics, ModelState, Reason, Signals, decide
-from controller.economics import EconomicsConfig, retrain_cost
-from controller.policy import PolicyConfig
+from controller.core.decision import Action, Economics, ModelState, Reason, Signals, decide
+from controller.core.economics import EconomicsConfig, retrain_cost
+from controller.core.policy import PolicyConfig
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 # one accuracy point is worth 2 per 1,000 predictions at 50,000 a day: 100 a day per point

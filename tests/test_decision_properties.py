@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.decision import Action, Economics, ModelState, Signals, decide
-from controller.economics import EconomicsConfig, retrain_cost
-from controller.policy import PolicyConfig
+from controller.core.decision import Action, Economics, ModelState, Signals, decide
+from controller.core.economics import EconomicsConfig, retrain_cost
+from controller.core.policy import PolicyConfig
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

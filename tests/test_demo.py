@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.registry import MlflowRegistry
-from controller.store import Store
+from controller.adapters.registry.mlflow import MlflowRegistry
+from controller.adapters.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 

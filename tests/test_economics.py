@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from controller.economics import (
+from controller.core.economics import (
     EconomicsConfig,
     build_economics,
-    change_point,
-    decay_rate,
-    governance_violations,
     loss_per_day,
     net_value_per_day,
-    precision_weighted,
     recovery_probability,
-    regime_days,
-    regime_remaining,
     retrain_cost,
 )
+from controller.core.forecasts import change_point, decay_rate, precision_weighted, regime_days, regime_remaining
+from controller.core.governance import governance_violations
 
 CFG = EconomicsConfig(
     value_per_point=1.5,

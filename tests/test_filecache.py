@@ -11,11 +11,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from controller.adapters.datasource import FileDataSource, load_window
+from controller.adapters.filecache import FileCache
 from controller.config import load_models, load_service_config
-from controller.datasource import FileDataSource, load_window
 from controller.errors import ConfigError, DataError
-from controller.filecache import FileCache
-from controller.service import run_check
+from controller.reactors.check import run_check
 from tests.helpers import T0, make_rows, write_configs
 from tests.test_service import WEEK, _setup
 
@@ -116,7 +116,7 @@ def test_a_folder_that_cannot_be_written_only_costs_the_copies(
     (tmp_path / "not-a-folder").write_text("x")
     cache = FileCache(tmp_path / "not-a-folder" / "files", 2**30)
     source = FileDataSource(str(tmp_path / "rows.parquet"), "timestamp", cache=cache)
-    with caplog.at_level(logging.WARNING, logger="controller.filecache"):
+    with caplog.at_level(logging.WARNING, logger="controller.adapters.filecache"):
         first, second = source.read(), source.read()
     pd.testing.assert_frame_equal(first, second)
     assert len(first) == 300

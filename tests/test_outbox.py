@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from controller.adapters.receiver import Receiver, start_receiver
+from controller.adapters.store.store import Store
 from controller.config import ModelConfig, ServiceConfig
-from controller.outbox import DeliveryReport, deliver_outbox
-from controller.receiver import Receiver, start_receiver
-from controller.store import Store
+from controller.reactors.outbox import DeliveryReport, deliver_outbox
 
 SECRET = "whsec_" + base64.b64encode(b"outbox-test-secret-0123456789").decode()
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from controller.cli_performance import register
+from controller.cli.performance import register
 
 runner = CliRunner()
 app = typer.Typer()

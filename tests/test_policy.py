@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from controller.config import validate
-from controller.decision import Action, Economics, ModelState, Reason, Signals, decide
-from controller.economics import EconomicsConfig, retrain_cost
+from controller.core.decision import Action, Economics, ModelState, Reason, Signals, decide
+from controller.core.economics import EconomicsConfig, retrain_cost
+from controller.core.policy import PolicyConfig
 from controller.errors import ConfigError
-from controller.policy import PolicyConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "policies"
 

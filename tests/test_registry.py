@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from controller.adapters.registry.base import Baseline, Registry, TrainingRecord, changed_tags
+from controller.adapters.registry.mlflow import MlflowRegistry
 from controller.errors import GiveUp
-from controller.registry import Baseline, InMemoryRegistry, MlflowRegistry, Registry, TrainingRecord, changed_tags
+from tests.fakes import InMemoryRegistry
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +253,7 @@ def test_a_machine_cache_serves_models_and_baselines_to_other_processes(
 def test_a_model_registered_again_does_not_get_the_old_models_copies(
     mlflow_dir: Path, name: str, tmp_path: Path
 ) -> None:
-    from controller.service import VersionCache
+    from controller.reactors.context import VersionCache
 
     cached = _machine(mlflow_dir, tmp_path / "cache")
     reg = cached()
@@ -274,7 +276,7 @@ def test_a_model_registered_again_does_not_get_the_old_models_copies(
 
 
 def test_the_machine_cache_never_breaks_a_check(tmp_path: Path) -> None:
-    from controller.registry import MISSING, load_local, save_local
+    from controller.adapters.registry.cache import MISSING, load_local, save_local
 
     path = tmp_path / "cache" / "x.scorer.pkl"
     save_local(path, lambda: None)  # does not pickle: nothing written, no temporary file left
@@ -287,11 +289,11 @@ def test_the_machine_cache_never_breaks_a_check(tmp_path: Path) -> None:
 
 
 def test_an_unwritable_machine_cache_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from controller.registry import MISSING, load_local, save_local
+    from controller.adapters.registry.cache import MISSING, load_local, save_local
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
-    with caplog.at_level("WARNING", logger="controller.registry"):
+    with caplog.at_level("WARNING", logger="controller.adapters.registry.mlflow"):
         save_local(blocker / "a.model.pkl", {"a": 1})
         save_local(blocker / "b.model.pkl", {"b": 2})
     assert load_local(blocker / "a.model.pkl") is MISSING
@@ -302,7 +304,7 @@ def test_an_unwritable_machine_cache_is_reported_once(tmp_path: Path, caplog: py
 def test_a_key_missing_from_the_machine_cache_is_looked_for_again_only_after_a_while(
     mlflow_dir: Path, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from controller.service import VersionCache
+    from controller.reactors.context import VersionCache
 
     cached = _machine(mlflow_dir, tmp_path / "cache")
     reg = cached()

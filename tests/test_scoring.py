@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from controller.scoring import LinearScorer, Scorer, sklearn_scores
-from controller.trainers import sklearn_classifier
+from controller.adapters.scoring import LinearScorer, Scorer, sklearn_scores
+from controller.adapters.trainers import sklearn_classifier
 
 FEATURES = ["x0", "x1", "x2", "c0", "c1"]
 
@@ -126,7 +126,7 @@ def test_the_checks_own_factorization_of_text_columns_gives_the_same_scores() ->
 
 
 def test_category_positions_are_pandas_own_lookup() -> None:
-    from controller.scoring import _positions
+    from controller.adapters.scoring import _positions
 
     index = pd.Index(["a", "b", "c"])
     for labels in (["c", "new", "a"], ["b"], [], ["a", 1], [None, "a"]):

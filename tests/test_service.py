@@ -10,14 +10,18 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from controller.decision import Action
+from controller.adapters.registry.base import TrainingRecord
+from controller.adapters.store.tables import OutboxRow
+from controller.adapters.trainers import sklearn_classifier
+from controller.core.decision import Action
 from controller.errors import GiveUp
-from controller.outbox import deliver_outbox
-from controller.registry import InMemoryRegistry, TrainingRecord
-from controller.retrain import run_retrain
-from controller.service import Context, build_baseline, cron_matches, due_checks, features_of, run_check
-from controller.store import OutboxRow
-from controller.trainers import sklearn_classifier
+from controller.reactors.baseline import build_baseline, features_of
+from controller.reactors.check import run_check
+from controller.reactors.context import Context
+from controller.reactors.outbox import deliver_outbox
+from controller.reactors.retrain import run_retrain
+from controller.reactors.schedule import cron_matches, due_checks
+from tests.fakes import InMemoryRegistry
 from tests.helpers import T0, make_rows, write_configs
 
 WEEK = timedelta(days=7)
@@ -220,8 +224,8 @@ def test_evidently_engine_logs_its_html_report_per_check(tmp_path: Path) -> None
 
 
 def test_forecast_fields_come_from_the_check_history(tmp_path: Path) -> None:
-    from controller.decision import Decision, Numbers, Reason
-    from controller.service import forecast_fields
+    from controller.core.decision import Decision, Numbers, Reason
+    from controller.reactors.check import forecast_fields
 
     ctx = _setup(tmp_path, make_rows(500, T0, seed=27), schedule={"every": "1d"})
     cfg = ctx.model("m1")
@@ -267,7 +271,7 @@ def _regression_rows(n: int, seed: int, flip: bool = False) -> pd.DataFrame:
 def test_regression_model_realized_and_direct_loss_estimate(
     tmp_path: Path, labeled: bool, flip: bool, source: str, action: Action
 ) -> None:
-    from controller.trainers import sklearn_regressor
+    from controller.adapters.trainers import sklearn_regressor
 
     week = _regression_rows(3000, 41, flip=flip)
     (tmp_path / "data").mkdir()
@@ -287,7 +291,7 @@ def test_regression_model_realized_and_direct_loss_estimate(
         labels="labels.parquet",
         task="regression",
         economics=econ,
-        trainer={"callable": "controller.trainers:sklearn_regressor"},
+        trainer={"callable": "controller.adapters.trainers:sklearn_regressor"},
     )
     registry = InMemoryRegistry()
     ctx = Context.from_config(path, registry=registry, clock=lambda: T0 + WEEK)
@@ -308,7 +312,7 @@ def test_regression_model_realized_and_direct_loss_estimate(
 @pytest.mark.parametrize("k", [2, 3])
 def test_point_estimate_is_the_full_estimates_value(k: int) -> None:
     """With all labels in, a check keeps CBPE's expected value alone: the same number, cheaper."""
-    from controller.service import _cbpe_point
+    from controller.reactors.check import _cbpe_point
     from detectors.estimation import CBPE
 
     rng = np.random.default_rng(k)
@@ -325,7 +329,7 @@ def test_point_estimate_is_the_full_estimates_value(k: int) -> None:
 
 
 def test_wilson_interval_covers_accuracy_at_its_level() -> None:
-    from controller.service import wilson_interval
+    from controller.reactors.check import wilson_interval
 
     rng = np.random.default_rng(0)
     for n, p in ((500, 0.9), (10_000, 0.75)):
@@ -336,7 +340,7 @@ def test_wilson_interval_covers_accuracy_at_its_level() -> None:
 
 
 def test_a_retrain_whose_worker_died_is_reclaimed_after_its_lease(tmp_path: Path) -> None:
-    from controller.retrain import reclaim_retrains
+    from controller.reactors.retrain import reclaim_retrains
 
     ctx = _setup(tmp_path, make_rows(3000, T0, seed=28, flip=True))
     out = run_check(ctx, "m1")
@@ -344,7 +348,7 @@ def test_a_retrain_whose_worker_died_is_reclaimed_after_its_lease(tmp_path: Path
     assert ctx.store.claim_retrain(out.retrain_id, ["queued"], "training")  # a worker took it, then died
     assert ctx.store.retrain_in_flight("m1")
     lease = timedelta(hours=ctx.service.retrain_lease_hours)
-    from controller.store import utcnow
+    from controller.adapters.store.tables import utcnow
 
     assert reclaim_retrains(ctx, utcnow() + lease / 2) == []
     assert reclaim_retrains(ctx, utcnow() + lease + timedelta(minutes=1)) == [out.retrain_id]
@@ -383,7 +387,7 @@ def test_multivariate_drift_sees_a_joint_shift_the_columns_hide(tmp_path: Path) 
 def test_a_check_reads_text_columns_as_categories_and_decides_as_on_strings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import controller.service as service
+    import controller.reactors.check as service
 
     week = make_rows(3000, T0, seed=11, shift=0.4)
     week.loc[week.index[::7], "color"] = None  # nulls too

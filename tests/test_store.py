@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from controller.decision import Action, Decision, Numbers, Reason
-from controller.store import ModelRow, Store, to_jsonable
+from controller.adapters.store.records import to_jsonable
+from controller.adapters.store.store import Store
+from controller.adapters.store.tables import ModelRow
+from controller.core.decision import Action, Decision, Numbers, Reason
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -228,7 +230,7 @@ def test_migration_0002_moves_the_history_fields_of_existing_checks_into_columns
 
     store = Store(f"sqlite:///{tmp_path / 'old.db'}")
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parents[1] / "controller" / "migrations"))
+    cfg.set_main_option("script_location", str(Path(__file__).parents[1] / "controller" / "adapters" / "store" / "migrations"))
     cfg.set_main_option("sqlalchemy.url", store.url)
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -253,7 +255,7 @@ def test_the_migrations_build_the_schema_the_models_declare(store: Store) -> Non
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from controller.store import Base
+    from controller.adapters.store.tables import Base
 
     with store.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -266,7 +268,8 @@ def test_a_checks_reads_walk_the_model_id_indexes_on_postgres(postgres_url: str)
     """With a long history (here 100 models x 1,500 checks), PostgreSQL answers every per-check read
     of the newest rows from a ``(model, id)`` index, not by sorting or filtering the model's
     whole history (the plan of each statement the snapshot and the beat run, after ANALYZE)."""
-    from controller.store import NEWEST_CHUNK, CheckRow, DecisionRow, _newest_statement, _snapshot_queries
+    from controller.adapters.store.store import NEWEST_CHUNK, _newest_statement, _snapshot_queries
+    from controller.adapters.store.tables import CheckRow, DecisionRow
 
     store = Store(postgres_url)
     store.migrate()
@@ -317,7 +320,7 @@ def test_the_newest_rows_of_named_models_match_the_whole_table_read(store: Store
     """``last_checks``, ``last_check_times`` and ``latest_decisions`` of named models (one index
     step per model, in statements of ``NEWEST_CHUNK``) give what the read of every model gives;
     a name given twice counts once and a model never checked is absent."""
-    from controller.store import NEWEST_CHUNK
+    from controller.adapters.store.store import NEWEST_CHUNK
 
     names = [f"m{i}" for i in range(NEWEST_CHUNK + 3)]  # more than one statement's worth
     for i, name in enumerate(names):

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from controller import webhooks
-from controller.receiver import start_receiver
+from controller.adapters import webhooks
+from controller.adapters.receiver import start_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

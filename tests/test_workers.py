@@ -11,7 +11,7 @@ import pytest
 import redis
 from celery.schedules import crontab, schedule
 
-from controller.cli_service import run
+from controller.cli.service import run
 from controller.config import ModelConfig
 from controller.errors import RetryLater
 from workers.app import app as celery_app

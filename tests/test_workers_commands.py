@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli_service import run
-from controller.receiver import start_receiver
-from controller.store import Store
+from controller.adapters.receiver import start_receiver
+from controller.adapters.store.store import Store
+from controller.cli.service import run
 
 SECRET = "whsec_" + base64.b64encode(b"commands-test-secret-123456").decode()
 

@@ -1,4 +1,4 @@
-"""Thin tasks: take ids, re-read state, call ``controller.service``.
+"""Thin tasks: take ids, re-read state, call ``controller.reactors.check``.
 
 Retry policy is declared on each task: :class:`ControllerTask` turns
 :class:`~controller.errors.RetryLater` into a retry after the error's delay (up to the task's
@@ -22,9 +22,11 @@ from celery import Task
 
 from controller.config import ENV_PREFIX
 from controller.errors import GiveUp, RetryLater
-from controller.outbox import deliver_outbox
-from controller.retrain import reclaim_retrains, run_retrain
-from controller.service import CheckOutcome, Context, due_checks, run_check
+from controller.reactors.check import CheckOutcome, run_check
+from controller.reactors.context import Context
+from controller.reactors.outbox import deliver_outbox
+from controller.reactors.retrain import reclaim_retrains, run_retrain
+from controller.reactors.schedule import due_checks
 from workers.app import app, redis_key
 from workers.locks import model_lock
 from workers.schedule import ModelsWatcher, models_folder, send_checks, slot_key

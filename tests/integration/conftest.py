@@ -27,13 +27,14 @@ import pandas as pd
 import pytest
 import yaml
 
+from controller.adapters.receiver import Receiver, start_receiver
+from controller.adapters.registry.base import TrainingRecord
+from controller.adapters.registry.mlflow import MlflowRegistry
+from controller.adapters.store.store import Store
+from controller.adapters.trainers import import_trainer
+from controller.adapters.webhooks import new_secret
 from controller.config import ModelConfig, load_models, load_service_config
-from controller.receiver import Receiver, start_receiver
-from controller.registry import MlflowRegistry, TrainingRecord
-from controller.service import build_baseline, features_of
-from controller.store import Store
-from controller.trainers import import_trainer
-from controller.webhooks import new_secret
+from controller.reactors.baseline import build_baseline, features_of
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -216,7 +217,7 @@ class World:
                 "fixed_overhead": 300,
             },
             "policy": {"tolerance_points": 1.5},
-            "trainer": {"callable": "controller.trainers:sklearn_classifier", "params": {"model": "logistic"}},
+            "trainer": {"callable": "controller.adapters.trainers:sklearn_classifier", "params": {"model": "logistic"}},
             "notify": {"url": self.receiver.url, "secret_env": SECRET_ENV, "digest_hours": 24},
             "drift": {"categorical": ["region"]},
         }
@@ -248,11 +249,11 @@ class World:
         return {**os.environ, **CHILD_ENV, "RETRAIN_CONFIG": str(self.config), "PYTHONPATH": str(ROOT)}
 
     def start(self, *args: str, ready: str, log_name: str, timeout: float = 90.0) -> subprocess.Popen[bytes]:
-        """Start ``python -m controller.cli_service ARGS`` and wait for ``ready`` in its log."""
+        """Start ``python -m controller.cli.service ARGS`` and wait for ``ready`` in its log."""
         log_path = self.folder / log_name
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [PYTHON, "-m", "controller.cli_service", *args, "--config", str(self.config)],
+                [PYTHON, "-m", "controller.cli.service", *args, "--config", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env(),

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from mlflow import MlflowClient
 
-from controller.store import CheckRow, DecisionRow, OutboxRow, RetrainRow
+from controller.adapters.store.tables import CheckRow, DecisionRow, OutboxRow, RetrainRow
 from tests.integration.conftest import World, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.mlflow_server, pytest.mark.slow]
@@ -62,7 +62,7 @@ def test_duplicated_task_gives_one_retrain_run_end_to_end(world: World) -> None:
     challenger = client.get_model_version(cfg.registered_model, retrain.challenger_version)
     assert challenger.tags["retrain.challenger_status"] == retrain.state
     run = client.get_run(retrain.mlflow_run_id)
-    assert run.data.params["trainer"] == "controller.trainers:sklearn_classifier"
+    assert run.data.params["trainer"] == "controller.adapters.trainers:sklearn_classifier"
     assert any(k.startswith("holdout_") for k in run.data.metrics)
     aliases = client.get_registered_model(cfg.registered_model).aliases
     assert aliases["challenger"] == retrain.challenger_version

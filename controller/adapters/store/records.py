@@ -1,0 +1,90 @@
+"""What the store hands out: light records of a model's history, read in one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, NamedTuple
+
+from controller.adapters.store.tables import DecisionRow, OverrideRow, RetrainRow
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums, datetimes and floats (inf/nan become None) as plain JSON values."""
+    kind = type(value)
+    # the plain types first, by exact type: a check's signals hold a few hundred of them
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [to_jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: to_jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+class CheckPoint(NamedTuple):
+    """The few fields of a finished check that the forecast reads (see ``Store.check_history``):
+    a named tuple, made up to 500 times per check (cheaper to make than a frozen dataclass)."""
+
+    started_at: datetime
+    version: str | None
+    metric_value: float | None
+    source: str | None
+    baseline: float | None
+    change_at: str | None
+    metric: str | None = None
+
+
+class CheckSummary(NamedTuple):
+    """A check's headline fields, without its signals (what ``retrainctl status`` shows)."""
+
+    model: str
+    status: str
+    metric: str | None
+    metric_value: float | None
+    metric_source: str | None
+    drift_share: float | None
+
+
+IN_FLIGHT = ("queued", "training", "evaluating")
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """What a check reads about one model's history, in one transaction (see ``Store.model_snapshot``)."""
+
+    retrains: list[RetrainRow]
+    latest_decision: DecisionRow | None
+    veto: OverrideRow | None
+    approval: OverrideRow | None
+    retrain_in_flight: bool
+    spent_this_month: float
+    team_spent_this_month: float
+    history: list[CheckPoint] = field(default_factory=list)  # finished checks, newest first
+    estimation_errors: list[float] = field(default_factory=list)  # of ``metric``, newest first
+
+    def metric_series(self, metric: str, version: str | None = None, limit: int = 50) -> list[tuple[datetime, float]]:
+        """``Store.metric_series`` over the snapshot's history: ``(check time, value)``, oldest first."""
+        points = [
+            (c.started_at, float(c.metric_value))
+            for c in self.history
+            if c.metric == metric and c.metric_value is not None and (version is None or c.version == version)
+        ]
+        return list(reversed(points[:limit]))

@@ -11,6 +11,7 @@ key path and the problem.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from controller.core.cron import Cron
 from controller.core.economics import EconomicsConfig
 from controller.core.policy import PolicyConfig
 from controller.errors import ConfigError
@@ -98,8 +100,7 @@ class ScheduleConfig(_Strict):
     @model_validator(mode="after")
     def _check(self) -> ScheduleConfig:
         if self.cron is not None:
-            if len(self.cron.split()) != 5:
-                raise ValueError(f"cron must have 5 fields, got {self.cron!r}")
+            Cron.parse(self.cron)
         elif self.every is None:
             raise ValueError("give 'every' or 'cron'")
         else:
@@ -109,6 +110,15 @@ class ScheduleConfig(_Strict):
     @property
     def seconds(self) -> float | None:
         return None if self.cron is not None or self.every is None else parse_duration(self.every)
+
+    @property
+    def cron_expr(self) -> Cron | None:
+        return None if self.cron is None else _cron(self.cron)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron(expr: str) -> Cron:
+    return Cron.parse(expr)
 
 
 class TrainerConfig(_Strict):

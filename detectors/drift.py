@@ -223,10 +223,8 @@ def detect_drift(
     """
     options = options or DriftOptions()
     if options.engine == "evidently":
-        from detectors.evidently_engine import run_evidently
-
-        frame = current.dataframe() if isinstance(current, CurrentWindow) else current
-        return run_evidently(reference, frame, options).report
+        # evidently builds on this module (its results are put in this module's report), not the reverse
+        raise ValueError("engine='evidently' runs through detectors.evidently_engine.run_evidently")
     profile = _as_profile(reference, options)
     _check_overrides(profile, options)
     window = as_window(current)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from controller.cli.drift import app
+from controller.cli import app
 from detectors.profile import ReferenceProfile
 
 runner = CliRunner()

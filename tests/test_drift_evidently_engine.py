@@ -24,7 +24,7 @@ def _windows() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_evidently_engine_equals_native_and_keeps_statuses(tmp_path: Path) -> None:
     ref, cur = _windows()
     options = DriftOptions(engine="evidently")
-    ev = detect_drift(ref, cur, options)
+    ev = run_evidently(ref, cur, options).report
     native = detect_drift(ref, cur, DriftOptions())
     assert ev.engine == "evidently" and native.engine == "native"
     assert [(c.column, c.test, c.status, c.drifted) for c in ev.columns] == [
@@ -42,7 +42,7 @@ def test_a_column_evidently_cannot_test_fails_alone() -> None:
     ref, cur = _windows()
     # evidently's anderson raises on a constant column, which would fail its whole report
     options = DriftOptions(engine="evidently", per_column_stattest={"k": "anderson"}, columns=("x", "k", "c"))
-    r = detect_drift(ref, cur, options)
+    r = run_evidently(ref, cur, options).report
     by = {c.column: c for c in r.columns}
     assert by["k"].drifted is None and by["k"].status == "constant"
     assert by["x"].drifted is True and by["c"].drifted is not None
@@ -54,8 +54,18 @@ def test_evidently_failing_on_one_column_is_retried_column_by_column() -> None:
     options = DriftOptions(per_column_stattest={"c": "g_test"}, columns=("x", "k", "c"))
     native = detect_drift(ref, cur, options)
     assert native.column("c").drifted is not None
-    r = detect_drift(ref, cur, options.model_copy(update={"engine": "evidently"}))
+    r = run_evidently(ref, cur, options.model_copy(update={"engine": "evidently"})).report
     c = r.column("c")
     assert c.status == "error" and c.drifted is None and c.message
     assert r.column("x").drifted is True and r.column("k").drifted is False
     assert r.n_columns == 2
+
+
+def test_the_native_function_refuses_the_evidently_engine_instead_of_ignoring_it() -> None:
+    ref, cur = _windows()
+    try:
+        detect_drift(ref, cur, DriftOptions(engine="evidently"))
+    except ValueError as exc:
+        assert "run_evidently" in str(exc)
+    else:
+        raise AssertionError("detect_drift ran the native engine for engine='evidently'")

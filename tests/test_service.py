@@ -20,7 +20,7 @@ from controller.reactors.check import run_check
 from controller.reactors.context import Context
 from controller.reactors.outbox import deliver_outbox
 from controller.reactors.retrain import run_retrain
-from controller.reactors.schedule import cron_matches, due_checks
+from controller.reactors.schedule import due_checks
 from tests.fakes import InMemoryRegistry
 from tests.helpers import T0, make_rows, write_configs
 
@@ -163,14 +163,6 @@ def test_due_checks_follow_schedule_and_retry_after(tmp_path: Path) -> None:
     assert out.decision is not None
     assert due_checks(ctx, now + timedelta(hours=1)) == []
     assert due_checks(ctx, now + timedelta(hours=6)) == ["m1"]
-
-
-def test_cron_matching() -> None:
-    when = T0.replace(hour=9, minute=30)  # a Monday
-    assert cron_matches("30 9 * * 1", when)
-    assert not cron_matches("30 9 * * 2", when)
-    assert cron_matches("*/10 8-10 * * *", when)
-    assert not cron_matches("*/7 * * * *", when.replace(minute=31))
 
 
 def test_estimate_error_is_stored_and_partial_labels_fall_back_to_the_estimate(tmp_path: Path) -> None:

@@ -230,7 +230,8 @@ def test_migration_0002_moves_the_history_fields_of_existing_checks_into_columns
 
     store = Store(f"sqlite:///{tmp_path / 'old.db'}")
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parents[1] / "controller" / "adapters" / "store" / "migrations"))
+    migrations = Path(__file__).parents[1] / "controller" / "adapters" / "store" / "migrations"
+    cfg.set_main_option("script_location", str(migrations))
     cfg.set_main_option("sqlalchemy.url", store.url)
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from celery.schedules import crontab, schedule
+from celery.schedules import schedule
 
-from controller.cli.service import run
+from controller.cli import run
 from controller.config import ModelConfig
 from controller.errors import RetryLater
+from controller.reactors.schedule import next_due, slot_key
 from workers.app import app as celery_app
 from workers.locks import RedisLock, model_lock
 from workers.schedule import (
@@ -21,10 +22,10 @@ from workers.schedule import (
     DELIVER_ENTRY,
     TICK_ENTRY,
     ConfigScheduler,
+    CronSchedule,
     ModelsWatcher,
     model_entries,
     send_checks,
-    slot_key,
 )
 
 pytestmark = pytest.mark.redis
@@ -86,9 +87,21 @@ def test_entries_follow_each_models_schedule() -> None:
     assert a["task"] == b["task"] == "retrain.check"
     assert a["args"] == ("a",) and a["options"]["queue"] == "checks"
     assert isinstance(a["schedule"], schedule) and a["schedule"].run_every == timedelta(minutes=30)
-    assert isinstance(b["schedule"], crontab)
-    assert b["schedule"].minute == {0, 15, 30, 45} and b["schedule"].hour == set(range(9, 18))
-    assert b["schedule"].day_of_week == set(range(1, 6))
+    assert isinstance(b["schedule"], CronSchedule)
+    cron = b["schedule"].cron
+    assert cron.minutes == {0, 15, 30, 45} and cron.hours == set(range(9, 18)) and cron.weekdays == set(range(1, 6))
+
+
+def test_a_cron_beat_entry_is_due_at_the_firing_the_due_checks_use() -> None:
+    """Beat and the level-triggered timer read one cron engine: the entry is due exactly when next_due says."""
+    cfg = model("b", cron="*/15 * * * *", every="1h")
+    entry = model_entries({"b": cfg})[CHECK_PREFIX + "b"]["schedule"]
+    now = datetime.now(UTC)
+    last = now - timedelta(minutes=20)
+    due, _ = entry.is_due(last)
+    assert due == (next_due(cfg, last, now) <= now)
+    assert entry.is_due(now)[0] is False
+    assert 0 < entry.remaining_estimate(now).total_seconds() <= 15 * 60
 
 
 def test_slot_key_is_stable_within_a_slot_and_changes_across_slots() -> None:

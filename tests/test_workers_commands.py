@@ -10,7 +10,7 @@ import pytest
 
 from controller.adapters.receiver import start_receiver
 from controller.adapters.store.store import Store
-from controller.cli.service import run
+from controller.cli import run
 
 SECRET = "whsec_" + base64.b64encode(b"commands-test-secret-123456").decode()
 

@@ -23,10 +23,12 @@ from typing import Any
 import redis
 from celery import Celery
 from celery.beat import ScheduleEntry, Scheduler
-from celery.schedules import crontab, schedule
+from celery.schedules import BaseSchedule, schedstate, schedule
 
 from controller.config import ModelConfig, ServiceConfig, config_dir, load_models
+from controller.core.cron import Cron
 from controller.errors import ConfigError
+from controller.reactors.schedule import slot_key
 from workers.app import CHECKS, NOTIFY, service_settings
 from workers.locks import RedisLock
 
@@ -37,21 +39,6 @@ TICK_ENTRY, DELIVER_ENTRY = "retrain-tick", "retrain-deliver"
 BEAT_LOCK = "beat"
 LOCK_TTL_SECONDS = 30.0
 RELOAD_EVERY_SECONDS = 5.0
-
-
-def slot_key(cfg: ModelConfig, when: datetime) -> str:
-    """A request key naming the schedule slot ``when`` falls in.
-
-    >>> from controller.config import ModelConfig
-    >>> m = ModelConfig.model_validate({"name": "churn", "registered_model": "churn",
-    ...     "data": {"source": {"kind": "files", "path": "x.parquet"}}, "schedule": {"every": "1h"}})
-    >>> slot_key(m, datetime(2026, 11, 28, 10, 59, tzinfo=UTC)), slot_key(m, datetime(2026, 11, 28, 11, 1, tzinfo=UTC))
-    ('sched:churn:2026-11-28T10:00', 'sched:churn:2026-11-28T11:00')
-    """
-    ts = when.astimezone(UTC).timestamp()
-    seconds = cfg.schedule.seconds or 60.0
-    start = datetime.fromtimestamp(ts - ts % seconds, UTC)
-    return f"sched:{cfg.name}:{start.strftime('%Y-%m-%dT%H:%M')}"
 
 
 def send_checks(app: Celery, checks: list[tuple[str, str]], batch_size: int, producer: Any = None) -> int:
@@ -68,10 +55,44 @@ def send_checks(app: Celery, checks: list[tuple[str, str]], batch_size: int, pro
     return len(batches)
 
 
-def beat_schedule_of(cfg: ModelConfig) -> schedule:
-    if cfg.schedule.cron is not None:
-        minute, hour, dom, month, dow = cfg.schedule.cron.split()
-        return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
+class CronSchedule(BaseSchedule):
+    """A Celery beat schedule on :class:`controller.core.cron.Cron`, the service's one cron engine."""
+
+    def __init__(self, cron: Cron, app: Celery | None = None) -> None:
+        super().__init__(app=app)
+        self.cron = cron
+
+    def _next(self, last_run_at: datetime) -> datetime:
+        return self.cron.next_after(last_run_at) or datetime.max.replace(tzinfo=UTC)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        return max(self._next(last_run_at) - datetime.now(UTC), timedelta(0))
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        now = datetime.now(UTC)
+        fire = self._next(last_run_at)
+        if fire <= now:
+            upcoming = self.cron.next_after(now) or datetime.max.replace(tzinfo=UTC)
+            return schedstate(True, (upcoming - now).total_seconds())
+        return schedstate(False, (fire - now).total_seconds())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CronSchedule) and other.cron.expr == self.cron.expr
+
+    def __hash__(self) -> int:
+        return hash(self.cron.expr)
+
+    def __reduce__(self) -> tuple[type[CronSchedule], tuple[Cron]]:
+        return (self.__class__, (self.cron,))
+
+    def __repr__(self) -> str:
+        return f"<cron: {self.cron.expr}>"
+
+
+def beat_schedule_of(cfg: ModelConfig) -> BaseSchedule:
+    cron = cfg.schedule.cron_expr
+    if cron is not None:
+        return CronSchedule(cron)
     return schedule(timedelta(seconds=cfg.schedule.seconds or 3600.0))
 
 

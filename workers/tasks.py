@@ -26,10 +26,10 @@ from controller.reactors.check import CheckOutcome, run_check
 from controller.reactors.context import Context
 from controller.reactors.outbox import deliver_outbox
 from controller.reactors.retrain import reclaim_retrains, run_retrain
-from controller.reactors.schedule import due_checks
+from controller.reactors.schedule import due_checks, slot_key
 from workers.app import app, redis_key
 from workers.locks import model_lock
-from workers.schedule import ModelsWatcher, models_folder, send_checks, slot_key
+from workers.schedule import ModelsWatcher, models_folder, send_checks
 
 log = logging.getLogger(__name__)
 

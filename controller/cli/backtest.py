@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -12,18 +12,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from controller.backtest import run_backtest
-from controller.backtest.data import BacktestConfig, ModelKind, load_table, prepare
-from controller.backtest.plot import plot
-from controller.backtest.pricing import BacktestResult
-from controller.backtest.replay import BACKTEST_POLICY
-from controller.config import read_yaml, validate
-from controller.core.policy import PolicyConfig
 from controller.errors import UserError
+
+if TYPE_CHECKING:
+    from controller.backtest.pricing import BacktestResult
+    from controller.core.policy import PolicyConfig
 
 
 def load_policy(path: Path | None) -> PolicyConfig:
     """The backtest policy, with a YAML file's PolicyConfig fields on top (one-line ConfigError when invalid)."""
+    from controller.backtest.replay import BACKTEST_POLICY
+    from controller.config import read_yaml, validate
+    from controller.core.policy import PolicyConfig
+
     if path is None:
         return BACKTEST_POLICY
     merged = BACKTEST_POLICY.model_dump()
@@ -75,6 +76,10 @@ def backtest(
     plot_to: Annotated[Path | None, typer.Option("--plot", help="Write cumulative cost per policy to a PNG.")] = None,
 ) -> None:
     """Replay a labelled history under every retraining policy and compare their costs with the oracle."""
+    from controller.backtest import run_backtest
+    from controller.backtest.data import BacktestConfig, ModelKind, load_table, prepare
+    from controller.backtest.plot import plot
+
     if model not in ("logistic", "hgb"):
         raise UserError(f"--model must be logistic or hgb, got {model!r}")
     kind: ModelKind = "logistic" if model == "logistic" else "hgb"

@@ -9,26 +9,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from controller.adapters.datasource import read_frame
 from controller.errors import DataError, UserError
-from detectors.drift import DriftOptions, DriftReport, detect_drift
-from detectors.profile import ProfileFormatError, ReferenceProfile, build_profile
 
-app = typer.Typer(help="Drift checks and reference profiles.", no_args_is_help=True, pretty_exceptions_enable=False)
+if TYPE_CHECKING:
+    import pandas as pd
 
-
-profile_app = typer.Typer(help="Reference profiles.", no_args_is_help=True, pretty_exceptions_enable=False)
-
-
-app.add_typer(profile_app, name="profile")
+    from detectors.drift import DriftOptions, DriftReport
+    from detectors.profile import ReferenceProfile
 
 
 def _split(text: str | None) -> tuple[str, ...] | None:
@@ -42,7 +35,6 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(UserError.exit_code)
 
 
-@app.command("drift")
 def drift_command(
     current: Annotated[Path, typer.Option("--current", help="Current window (Parquet or CSV).")],
     reference: Annotated[Path | None, typer.Option("--reference", help="Reference data (Parquet or CSV).")] = None,
@@ -61,6 +53,12 @@ def drift_command(
     ] = None,
 ) -> None:
     """Compare a current window with the reference, column by column."""
+    from pydantic import ValidationError
+
+    from controller.adapters.datasource import read_frame
+    from detectors.drift import DriftOptions, detect_drift
+    from detectors.profile import ProfileFormatError, ReferenceProfile
+
     try:
         if (reference is None) == (profile is None):
             raise UserError("give exactly one of --reference or --profile")
@@ -138,7 +136,6 @@ def _print_table(report: DriftReport) -> None:
     out.print(f"{report.n_drifted} of {report.n_columns} columns drifted (share {report.drift_share:.2f}): {verdict}")
 
 
-@profile_app.command("build")
 def profile_build(
     reference: Annotated[Path, typer.Option("--reference", help="Reference data (Parquet or CSV).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the profile.")],
@@ -148,6 +145,9 @@ def profile_build(
     ] = None,
 ) -> None:
     """Build a reference profile file from reference data."""
+    from controller.adapters.datasource import read_frame
+    from detectors.profile import build_profile
+
     try:
         df = read_frame(reference, "reference")
         try:
@@ -161,3 +161,11 @@ def profile_build(
     except UserError as exc:
         raise _fail(exc) from None
     print(f"profile of {prof.n_rows} rows x {len(prof.columns)} columns written to {out} (sha256 {prof.content_hash})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``drift`` and the ``profile`` group to ``retrainctl``."""
+    app.command("drift")(drift_command)
+    profiles = typer.Typer(help="Reference profiles.", no_args_is_help=True)
+    profiles.command("build")(profile_build)
+    app.add_typer(profiles, name="profile")

@@ -17,18 +17,18 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from controller.adapters.datasource import read_frame
 from controller.errors import DataError, UserError
-from detectors.estimation import CBPE, DirectLossEstimator, MetricEstimate
-from detectors.performance import realized_performance
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from detectors.estimation import MetricEstimate
 
 CurrentOpt = Annotated[Path, typer.Option("--current", help="Current window (Parquet or CSV).")]
 
@@ -129,6 +129,13 @@ def _estimate(
     min_labels: int,
     confidence: float,
 ) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    from controller.adapters.datasource import read_frame
+    from detectors.estimation import CBPE, DirectLossEstimator
+    from detectors.performance import realized_performance
+
     ref = read_frame(reference, "reference")
     cur = read_frame(current, "current")
     _require(ref, [target, pred, *proba], "reference", reference)
@@ -205,6 +212,8 @@ def _estimate(
 
 def _summary(chunks: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
     """Per metric, over chunks with a realized value: mean absolute error and interval coverage."""
+    import numpy as np
+
     out: dict[str, Any] = {}
     for m in names:
         rows = [c["metrics"][m] for c in chunks if c["metrics"][m]["error"] is not None]
@@ -270,6 +279,12 @@ def performance_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Realized metrics of CURRENT (rows with a label) with bootstrap intervals."""
+    import numpy as np
+    import pandas as pd
+
+    from controller.adapters.datasource import read_frame
+    from detectors.performance import realized_performance
+
     try:
         if task not in ("classification", "regression"):
             raise UserError(f"--task must be classification or regression, got {task!r}")

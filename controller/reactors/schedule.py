@@ -1,66 +1,48 @@
-"""When checks are due: each model's schedule and a DEFER's ``retry_after``.
+"""When checks are due: each model's schedule, a DEFER's ``retry_after``, and the slot a check fills.
+
+A schedule is ``every`` (a fixed period, slots aligned to the epoch) or a cron expression (slots
+are its firing times, read by :class:`controller.core.cron.Cron`, the one cron engine of the
+service: Celery beat uses it too). A scheduled check carries its slot as its request key, so a
+duplicated or redelivered message for one slot is one check.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from controller.config import (
-    ModelConfig,
-)
+from controller.config import ModelConfig
 from controller.reactors.context import Context
 
 
-# schedules
-def cron_matches(expr: str, when: datetime) -> bool:
-    """Whether a 5-field cron expression fires at the minute of ``when``.
+def slot_start(cfg: ModelConfig, when: datetime) -> datetime:
+    """The start of the schedule slot ``when`` falls in (the last firing at or before it)."""
+    cron = cfg.schedule.cron_expr
+    if cron is not None:
+        return cron.previous(when) or when.replace(second=0, microsecond=0)
+    ts = when.astimezone(UTC).timestamp()
+    seconds = cfg.schedule.seconds or 3600.0
+    return datetime.fromtimestamp(ts - ts % seconds, UTC)
 
-    >>> cron_matches("*/15 9-17 * * 1-5", datetime(2026, 11, 27, 9, 30))
-    True
-    >>> cron_matches("0 0 1 * *", datetime(2026, 11, 27, 0, 0))
-    False
+
+def slot_key(cfg: ModelConfig, when: datetime) -> str:
+    """A request key naming the schedule slot ``when`` falls in.
+
+    >>> m = ModelConfig.model_validate({"name": "churn", "registered_model": "churn",
+    ...     "data": {"source": {"kind": "files", "path": "x.parquet"}}, "schedule": {"every": "1h"}})
+    >>> slot_key(m, datetime(2026, 11, 28, 10, 59, tzinfo=UTC)), slot_key(m, datetime(2026, 11, 28, 11, 1, tzinfo=UTC))
+    ('sched:churn:2026-11-28T10:00', 'sched:churn:2026-11-28T11:00')
     """
-    minute, hour, dom, month, dow = expr.split()
-    return (
-        _field(minute, when.minute, 0, 59)
-        and _field(hour, when.hour, 0, 23)
-        and _field(dom, when.day, 1, 31)
-        and _field(month, when.month, 1, 12)
-        and _field(dow, (when.isoweekday() % 7), 0, 6)
-    )
-
-
-def _field(spec: str, value: int, lo: int, hi: int) -> bool:
-    for part in spec.split(","):
-        rng, _, step_s = part.partition("/")
-        step = int(step_s) if step_s else 1
-        if rng == "*":
-            start, end = lo, hi
-        elif "-" in rng:
-            a, b = rng.split("-")
-            start, end = int(a), int(b)
-        else:
-            start = end = int(rng)
-            if step_s:
-                end = hi
-        if start <= value <= end and (value - start) % step == 0:
-            return True
-    return False
+    return f"sched:{cfg.name}:{slot_start(cfg, when).strftime('%Y-%m-%dT%H:%M')}"
 
 
 def next_due(cfg: ModelConfig, last: datetime | None, now: datetime) -> datetime:
     """When the model's next check is due, given its last check."""
     if last is None:
         return now
-    every = cfg.schedule.seconds
-    if every is not None:
-        return last + timedelta(seconds=every)
-    t = last.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    for _ in range(60 * 24 * 31):
-        if cron_matches(cfg.schedule.cron or "* * * * *", t):
-            return t
-        t += timedelta(minutes=1)
-    return t
+    cron = cfg.schedule.cron_expr
+    if cron is None:
+        return last + timedelta(seconds=cfg.schedule.seconds or 3600.0)
+    return cron.next_after(last) or datetime.max.replace(tzinfo=UTC)
 
 
 def due_checks(ctx: Context, now: datetime | None = None) -> list[str]:
@@ -72,8 +54,7 @@ def due_checks(ctx: Context, now: datetime | None = None) -> list[str]:
     due = []
     for name in names:
         cfg = ctx.models[name]
-        last_at = last_checked.get(name)
-        when = next_due(cfg, last_at, now)
+        when = next_due(cfg, last_checked.get(name), now)
         d = latest.get(name)
         if d is not None and d.retry_after is not None:
             when = min(when, d.retry_after)

@@ -249,11 +249,11 @@ class World:
         return {**os.environ, **CHILD_ENV, "RETRAIN_CONFIG": str(self.config), "PYTHONPATH": str(ROOT)}
 
     def start(self, *args: str, ready: str, log_name: str, timeout: float = 90.0) -> subprocess.Popen[bytes]:
-        """Start ``python -m controller.cli.service ARGS`` and wait for ``ready`` in its log."""
+        """Start ``python -m controller ARGS`` and wait for ``ready`` in its log."""
         log_path = self.folder / log_name
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [PYTHON, "-m", "controller.cli.service", *args, "--config", str(self.config)],
+                [PYTHON, "-m", "controller", *args, "--config", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env(),

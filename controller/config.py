@@ -15,6 +15,7 @@ import functools
 import json
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -25,7 +26,7 @@ from controller.core.cron import Cron
 from controller.core.economics import EconomicsConfig
 from controller.core.policy import PolicyConfig
 from controller.errors import ConfigError
-from detectors.drift import DriftOptions
+from detectors.options import DriftOptions
 
 ENV_PREFIX = "RETRAIN_"
 DEFAULT_CONFIG = Path("configs/controller.yaml")
@@ -171,7 +172,15 @@ class ModelConfig(_Strict):
     multivariate_drift: bool = Field(
         False, description="Also run the domain-classifier (multivariate) drift check; about a second per check."
     )
+    retire_on: datetime | None = Field(
+        None, description="A planned retirement (UTC): a retrain's value counts only until then. None: open-ended."
+    )
     source_file: str | None = Field(None, exclude=True)
+
+    @field_validator("retire_on")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        return v if v is None or v.tzinfo else v.replace(tzinfo=UTC)
 
 
 class WebhookSettings(_Strict):
@@ -342,3 +351,26 @@ def relative_to_config(path: str, source_file: str | None) -> Path:
     if p.is_absolute() or source_file is None:
         return p
     return Path(source_file).parent / p
+
+
+def check_trainer(model: ModelConfig) -> None:
+    """The model's trainer names a function that exists, found without running its module (a
+    trainer's module loads its training stack: seconds). A one-line :class:`ConfigError` otherwise."""
+    import ast
+    import importlib.util
+
+    if model.trainer is None:
+        return
+    path = model.trainer.callable
+    module, _, name = path.partition(":")
+    where = model.source_file or model.name
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(where, "trainer.callable", f"cannot find module {module!r} ({exc})") from None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        raise ConfigError(where, "trainer.callable", f"cannot find the Python module {module!r} of {path!r}")
+    tree = ast.parse(Path(spec.origin).read_text(), spec.origin)
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    if name not in defined:
+        raise ConfigError(where, "trainer.callable", f"{module} has no function {name!r}")

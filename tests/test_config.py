@@ -86,7 +86,7 @@ def test_config_validate_command_exit_codes(tmp_path: Path, capsys: pytest.Captu
 def test_unknown_trainer_module_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_configs(tmp_path, "data/*.parquet", trainer={"callable": "nowhere.mod:train"})
     assert run(["config", "validate", "--config", str(path)]) == 2
-    assert "cannot import module 'nowhere.mod'" in capsys.readouterr().err
+    assert "cannot find module 'nowhere.mod'" in capsys.readouterr().err
 
 
 def test_shipped_configs_validate() -> None:

@@ -27,11 +27,14 @@ from tests.helpers import T0, make_rows, write_configs
 WEEK = timedelta(days=7)
 
 
-def _setup(tmp_path: Path, week: pd.DataFrame, labeled: bool = True, **model: object) -> Context:
+def _setup(
+    tmp_path: Path, week: pd.DataFrame, labeled: bool = True, labels: pd.DataFrame | None = None, **model: object
+) -> Context:
     ref = make_rows(4000, T0 - 2 * WEEK, seed=10)
     (tmp_path / "data").mkdir(exist_ok=True)
     week.drop(columns="label").to_parquet(tmp_path / "data" / "current.parquet")
-    labels = week[["id", "label"]] if labeled else week[["id", "label"]].iloc[:0]
+    if labels is None:
+        labels = week[["id", "label"]] if labeled else week[["id", "label"]].iloc[:0]
     labels.to_parquet(tmp_path / "labels.parquet")
     path = write_configs(tmp_path, "data/*.parquet", labels="labels.parquet", **model)
     registry = InMemoryRegistry()
@@ -77,6 +80,16 @@ def test_unchanged_decisions_rewrite_the_version_tags_once_per_digest_period(tmp
     # the first check and the first of the next day; the checks in between change only numbers
     assert keys == sorted([f"tags:check:{outs[0].check_id}", f"tags:check:{outs[3].check_id}"])
     assert ctx.store.outbox_counts() == {"pending": 6}  # every check still has its webhook (digested later)
+
+
+def test_a_planned_retirement_bounds_the_value_of_a_retrain(tmp_path: Path) -> None:
+    """retire_on in the model file: a retrain's value counts only until the model retires, in 12 hours."""
+    retire = (T0 + WEEK + timedelta(hours=12)).isoformat()
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=12, flip=True), retire_on=retire)
+    out = run_check(ctx, "m1")
+    assert out.decision is not None and out.decision.numbers.horizon_days == pytest.approx(0.5)
+    n = out.decision.numbers
+    assert 0 < n.expected_recovery < n.loss_per_day  # half a day of the (one day ahead) loss, at most
 
 
 def test_concept_drift_triggers_one_retrain_that_is_promoted(tmp_path: Path) -> None:
@@ -165,19 +178,23 @@ def test_due_checks_follow_schedule_and_retry_after(tmp_path: Path) -> None:
     assert due_checks(ctx, now + timedelta(hours=6)) == ["m1"]
 
 
-def test_estimate_error_is_stored_and_partial_labels_fall_back_to_the_estimate(tmp_path: Path) -> None:
+def test_partial_labels_fall_back_to_the_estimate_and_the_estimates_error_is_stored(tmp_path: Path) -> None:
     week = make_rows(3000, T0, seed=23)
-    ctx = _setup(tmp_path, week)
+    # Only 5% of the window's labels have arrived: too few to read the version on, so the estimate is used.
+    ctx = _setup(tmp_path, week, labels=week.sample(frac=0.05, random_state=1)[["id", "label"]])
     first = run_check(ctx, "m1")
-    assert first.signals["source"] == "realized"
+    assert first.signals["source"] == "estimated" and first.signals["reading_source"] == "estimated"
+    assert 100 < first.signals["n_labeled"] <= 150 and first.signals["estimate_trust"] == 1.0
+    assert ctx.store.estimation_errors("m1", "accuracy") == []
+    # The next week's labels all arrive: the version is read on them, and the estimate is scored.
+    nxt = make_rows(3000, T0 + WEEK, seed=29)
+    nxt.drop(columns="label").to_parquet(tmp_path / "data" / "w2.parquet")
+    arrived = pd.concat([pd.read_parquet(tmp_path / "labels.parquet"), nxt[["id", "label"]]])
+    arrived.to_parquet(tmp_path / "labels.parquet")
+    second = run_check(ctx, "m1", now=T0 + 2 * WEEK)
+    assert second.signals["source"] == "realized"
     errors = ctx.store.estimation_errors("m1", "accuracy")
     assert len(errors) == 1 and errors[0] < 0.03  # CBPE against the realized accuracy of the same rows
-    # Only 5% of the next window's labels have arrived: too few to act on, so the estimate is used.
-    week.sample(frac=0.05, random_state=1)[["id", "label"]].to_parquet(tmp_path / "labels.parquet")
-    second = run_check(ctx, "m1", now=T0 + WEEK + timedelta(hours=1))
-    assert second.signals["realized_status"] == "insufficient"
-    assert second.signals["source"] == "estimated" and 100 < second.signals["n_labeled"] <= 150
-    assert 0 < second.signals["estimate_trust"] <= 1
 
 
 def test_reuse_check_promotes_a_registered_challenger_instead_of_training(tmp_path: Path) -> None:
@@ -215,35 +232,19 @@ def test_evidently_engine_logs_its_html_report_per_check(tmp_path: Path) -> None
     assert out.signals["drift"]["columns"][2]["column"] == "noise" and out.signals["drift"]["columns"][2]["drifted"]
 
 
-def test_forecast_fields_come_from_the_check_history(tmp_path: Path) -> None:
-    from controller.core.decision import Decision, Numbers, Reason
-    from controller.reactors.check import forecast_fields
-
-    ctx = _setup(tmp_path, make_rows(500, T0, seed=27), schedule={"every": "1d"})
-    cfg = ctx.model("m1")
-    day = timedelta(days=1)
-    change = T0 + 3 * day
-    for i, value in enumerate([0.90, 0.89, 0.88, 0.80, 0.79]):  # one point a day, then a jump
-        when = T0 + i * day
-        check_id, _ = ctx.store.start_check("m1", when)
-        signals = {"metric": "accuracy", "source": "realized", "baseline": 0.90, "current": value}
-        if i == 4:
-            signals["change_at"] = change.isoformat()
-        decision = Decision(
-            Action.DEFER, (Reason.WITHIN_TOLERANCE,), "s", Numbers(0, 0, 0, 0, 0, 0, None), "realized", when
-        )
-        ctx.store.finish_check(check_id, "1", signals, decision, [], when)
-    now = T0 + 5 * day
-    got = forecast_fields(ctx, cfg, "accuracy", {}, now)
-    assert got["decay_points_per_day"] == pytest.approx(1.0)  # 0, 1, 2 before the break; 10, 11 after it
-    assert got["regime_days"] == pytest.approx(5.0)  # one change in five days
-    assert got["window_fresh_share"] == pytest.approx(2 / 7)  # two of the trainer's seven days postdate it
-    assert got["fresh_window_in_days"] == pytest.approx(5.0)
-    assert got["regime_remaining"] == ()  # no regime seen whole yet
-    # a second change, this check's own, 1.5 days after the first: the regime it closed says the
-    # current one (half a day old) has about one day left
-    again = forecast_fields(ctx, cfg, "accuracy", {"change_at": (change + 1.5 * day).isoformat()}, now)
-    assert again["regime_remaining"] == pytest.approx((1.0,))
+def test_a_check_stores_its_reading_and_the_next_one_reads_only_new_rows(tmp_path: Path) -> None:
+    """Each labelled row is read once: the second check's reading starts where the first one's ended."""
+    week = make_rows(3000, T0, seed=27)
+    ctx = _setup(tmp_path, week, schedule={"every": "1d"})
+    first = run_check(ctx, "m1", now=T0 + WEEK - timedelta(days=1))
+    second = run_check(ctx, "m1", now=T0 + WEEK)
+    assert first.signals["reading_source"] == "realized" and second.signals["reading_source"] == "realized"
+    assert second.signals["rows_from"] == first.signals["rows_to"] == T0 + WEEK - timedelta(days=1)
+    assert 300 < second.signals["n_labeled"] < 600  # the last day's rows only, not the week's
+    stored = ctx.store.check_history("m1")
+    assert [c.rows_from for c in stored] == [second.signals["rows_from"], first.signals["rows_from"]]
+    assert stored[0].metric_value == pytest.approx(second.signals["reading"])
+    assert second.signals["pooled_readings"] == 2  # the level pools both readings
 
 
 def _regression_rows(n: int, seed: int, flip: bool = False) -> pd.DataFrame:
@@ -299,36 +300,6 @@ def test_regression_model_realized_and_direct_loss_estimate(
     assert out.decision is not None and out.signals["source"] == source
     assert out.decision.action == action, out.decision.summary
     assert out.signals["current"] == pytest.approx(out.signals["baseline"], abs=0.1 if not flip else 10.0)
-
-
-@pytest.mark.parametrize("k", [2, 3])
-def test_point_estimate_is_the_full_estimates_value(k: int) -> None:
-    """With all labels in, a check keeps CBPE's expected value alone: the same number, cheaper."""
-    from controller.reactors.check import _cbpe_point
-    from detectors.estimation import CBPE
-
-    rng = np.random.default_rng(k)
-    ref = rng.dirichlet(np.ones(k), size=2_000)
-    ref_y = np.array([rng.choice(k, p=p) for p in ref])
-    cur = rng.dirichlet(np.ones(k) * 0.7, size=3_000)
-    pred = cur.argmax(axis=1)
-    proba, ref_p = (cur[:, 1], ref[:, 1]) if k == 2 else (cur, ref)
-    for metric in ("accuracy", "f1", "roc_auc"):
-        full = CBPE(metrics=(metric,)).fit(ref_p, ref_y)
-        point = CBPE(metrics=(metric,), n_calibration_boot=0).fit(ref_p, ref_y)
-        want = full.estimate(proba, pred)[metric].estimate
-        assert _cbpe_point(point, metric, cur, pred).estimate == pytest.approx(want, abs=1e-12)
-
-
-def test_wilson_interval_covers_accuracy_at_its_level() -> None:
-    from controller.reactors.check import wilson_interval
-
-    rng = np.random.default_rng(0)
-    for n, p in ((500, 0.9), (10_000, 0.75)):
-        hits = rng.binomial(n, p, size=4_000) / n
-        bounds = np.array([wilson_interval(h, n) for h in hits])
-        coverage = np.mean((bounds[:, 0] <= p) & (p <= bounds[:, 1]))
-        assert 0.88 <= coverage <= 0.92
 
 
 def test_a_retrain_whose_worker_died_is_reclaimed_after_its_lease(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_check_decision_outbox_and_retrain_in_one_transaction(store: Store) -> N
     decision_id, retrain_id = store.finish_check(
         check_id,
         "1",
-        {"metric": "accuracy", "current": 0.8, "source": "realized", "n_rows": 10},
+        {"metric": "accuracy", "reading": 0.8, "reading_source": "realized", "n_rows": 10},
         _decision(Action.TRIGGER),
         outbox,
         NOW,
@@ -150,11 +150,11 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
 
 def test_snapshot_history_and_last_checks_match_the_single_reads(store: Store) -> None:
     first, _ = store.start_check("m", NOW - timedelta(hours=2))
-    signals = {"n_rows": 10, "metric": "accuracy", "current": 0.7, "source": "realized", "baseline": 0.8}
+    signals = {"n_rows": 10, "metric": "accuracy", "reading": 0.7, "reading_source": "realized", "baseline": 0.8}
     store.finish_check(first, "1", {**signals, "change_at": NOW.isoformat()}, _decision(), [], NOW)
     second, _ = store.start_check("m", NOW - timedelta(hours=1))
     store.finish_check(
-        second, "1", {**signals, "source": "none", "baseline": None, "current": None}, _decision(), [], NOW
+        second, "1", {**signals, "reading_source": "none", "baseline": None, "reading": None}, _decision(), [], NOW
     )
     store.start_check("m", NOW)  # still running: not in the history
     store.start_check("other", NOW - timedelta(minutes=5))
@@ -182,12 +182,13 @@ def test_one_snapshot_holds_the_history_series_and_estimation_errors_a_check_rea
     values = [(0.80, "1"), (0.70, "2"), (0.75, "1")]
     for i, (value, version) in enumerate(values):
         check_id, _ = store.start_check("m", NOW + timedelta(hours=i), model_row=fields)
-        signals = {"metric": "accuracy", "current": value, "source": "realized", "baseline": 0.9}
+        signals = {"metric": "accuracy", "reading": value, "reading_source": "realized", "baseline": 0.9}
         store.finish_check(
             check_id, version, signals, _decision(), [], NOW, estimation_error=("accuracy", value + 0.01 * i, value)
         )
     other, _ = store.start_check("m", NOW + timedelta(hours=5))
-    store.finish_check(other, "1", {"metric": "mae", "current": 3.0, "source": "realized"}, _decision(), [], NOW)
+    mae = {"metric": "mae", "reading": 3.0, "reading_source": "realized"}
+    store.finish_check(other, "1", mae, _decision(), [], NOW)
 
     snap = store.model_snapshot("m", "t", NOW, metric="accuracy", history_limit=500)
     assert snap.history == store.check_history("m")
@@ -353,8 +354,8 @@ def test_status_reads_of_many_models_match_the_per_model_reads(store: Store) -> 
                     "n_rows": 9,
                     "drift_share": 0.1 * k,
                     "metric": "accuracy",
-                    "current": 0.5 + k,
-                    "source": "realized",
+                    "reading": 0.5 + k,
+                    "reading_source": "realized",
                 }
                 store.finish_check(check_id, "1", signals, _decision(), [], NOW)
     store.create_retrain("m1", None, "k1")

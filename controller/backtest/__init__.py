@@ -29,11 +29,11 @@ from controller.backtest.baselines import PERIODS, drift_schedule, perf_threshol
 from controller.backtest.data import BacktestConfig, Progress, Stream, load_table, prepare
 from controller.backtest.matrix import ErrorMatrix, error_matrix
 from controller.backtest.pricing import BacktestResult, PolicyResult, oracle_schedule, price
-from controller.backtest.replay import BACKTEST_POLICY, controller_schedule
+from controller.backtest.replay import DEFAULT_POLICY, replay
 from controller.core.policy import PolicyConfig
 
 __all__ = [
-    "BACKTEST_POLICY",
+    "DEFAULT_POLICY",
     "BacktestConfig",
     "BacktestResult",
     "ErrorMatrix",
@@ -50,7 +50,7 @@ __all__ = [
 def run_backtest(
     stream: Stream,
     cfg: BacktestConfig,
-    policy: PolicyConfig = BACKTEST_POLICY,
+    policy: PolicyConfig = DEFAULT_POLICY,
     progress: Progress | None = None,
 ) -> BacktestResult:
     """Every policy's cost on the same stream, and its ratio to the hindsight oracle."""
@@ -67,7 +67,19 @@ def compare(matrix: ErrorMatrix, cfg: BacktestConfig, policy: PolicyConfig, task
     schedules += [
         ("drift-only", drift_schedule(matrix)),
         ("perf-threshold", perf_threshold_schedule(matrix, cfg.label_delay)),
-        ("controller", controller_schedule(matrix, cfg, policy, task)),
+        (
+            "controller",
+            replay(
+                matrix,
+                policy,
+                retrain_cost=cfg.retrain_cost,
+                error_cost=cfg.error_cost,
+                window=cfg.window,
+                label_delay=cfg.label_delay,
+                task=task,
+                retire_at=cfg.retire_at,
+            ).retrains,
+        ),
     ]
     results = [price(name, sched, matrix, cfg, oracle.total_cost) for name, sched in schedules]
     oracle = price("oracle", oracle.retrain_chunks, matrix, cfg, oracle.total_cost)

@@ -39,6 +39,8 @@ class BacktestConfig:
     error_cost: float
     label_delay: int = 0
     model: ModelKind = "logistic"
+    retire_at: int | None = None
+    """A planned retirement at this chunk (the model config's ``retire_on``); None: open-ended."""
 
     def __post_init__(self) -> None:
         if self.chunk_rows < 1:
@@ -56,6 +58,8 @@ class BacktestConfig:
                 f"--label-delay must be in [0, --initial-chunks), got {self.label_delay}: "
                 "a retrain needs at least one labelled chunk"
             )
+        if self.retire_at is not None and self.retire_at <= self.initial_chunks:
+            raise UserError(f"--retire-at must come after --initial-chunks={self.initial_chunks}, got {self.retire_at}")
         if self.model not in ("logistic", "hgb"):
             raise UserError(f"--model must be logistic or hgb, got {self.model!r}")
 
@@ -81,8 +85,13 @@ def prepare(
     chunk_rows: int,
     time_column: str | None = None,
     categorical: Sequence[str] = (),
+    task_rows: int | None = None,
 ) -> Stream:
-    """Validate and order the data; raise a one-line :class:`DataError` for anything unusable."""
+    """Validate and order the data; raise a one-line :class:`DataError` for anything unusable.
+
+    ``task_rows``: the task (classification, or regression for a numeric target with more than 20
+    distinct values) is decided on these first rows only, the ones the first model is fitted on.
+    """
     if target not in data.columns:
         raise DataError(f"target column {target!r} not found; columns are: {', '.join(map(str, data.columns))}")
     if time_column is not None:
@@ -101,7 +110,9 @@ def prepare(
     for c in cats:
         features[c] = features[c].astype(str)
     y_raw = data[target].to_numpy()
-    if is_numeric(data[target]) and pd.Series(y_raw).nunique() > 20 and not pd.api.types.is_bool_dtype(data[target]):
+    # the task is read off the rows the first model sees: what comes later must not decide it
+    seen = pd.Series(y_raw[:task_rows] if task_rows is not None else y_raw)
+    if is_numeric(data[target]) and seen.nunique() > 20 and not pd.api.types.is_bool_dtype(data[target]):
         task: Literal["classification", "regression"] = "regression"
         y = y_raw.astype(float)
     else:

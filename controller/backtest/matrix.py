@@ -46,6 +46,10 @@ class ErrorMatrix:
     """Classification: model ``s``'s class probabilities on rows of chunks ``s..T-1``, for label-free estimates."""
     reference: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     """Classification: model ``s``'s probabilities and the labels on its training window (CBPE's reference)."""
+    label_free: dict[int, Any] = field(default_factory=dict, compare=False)
+    """The replay's fitted estimator per model (a cache: the matrix is priced at several costs)."""
+    estimates: dict[tuple[int, int], Any] = field(default_factory=dict, compare=False)
+    """The replay's estimate per (model, chunk) (a cache, as above)."""
 
     @property
     def chunks(self) -> int:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from controller.cli.common import check_output, progress
 from controller.errors import UserError
 
 if TYPE_CHECKING:
@@ -21,13 +22,13 @@ if TYPE_CHECKING:
 
 def load_policy(path: Path | None) -> PolicyConfig:
     """The backtest policy, with a YAML file's PolicyConfig fields on top (one-line ConfigError when invalid)."""
-    from controller.backtest.replay import BACKTEST_POLICY
+    from controller.backtest.replay import DEFAULT_POLICY
     from controller.config import read_yaml, validate
     from controller.core.policy import PolicyConfig
 
     if path is None:
-        return BACKTEST_POLICY
-    merged = BACKTEST_POLICY.model_dump()
+        return DEFAULT_POLICY
+    merged = DEFAULT_POLICY.model_dump()
     merged.update(read_yaml(path) or {})
     return validate(PolicyConfig, merged, str(path))
 
@@ -72,6 +73,9 @@ def backtest(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="YAML file of PolicyConfig fields for the controller.")
     ] = None,
+    retire_at: Annotated[
+        int | None, typer.Option("--retire-at", help="A planned retirement at this chunk (a model's retire_on).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     plot_to: Annotated[Path | None, typer.Option("--plot", help="Write cumulative cost per policy to a PNG.")] = None,
 ) -> None:
@@ -83,21 +87,17 @@ def backtest(
     if model not in ("logistic", "hgb"):
         raise UserError(f"--model must be logistic or hgb, got {model!r}")
     kind: ModelKind = "logistic" if model == "logistic" else "hgb"
-    cfg = BacktestConfig(chunk_rows, initial_chunks, window, retrain_cost, error_cost, label_delay, kind)
+    cfg = BacktestConfig(chunk_rows, initial_chunks, window, retrain_cost, error_cost, label_delay, kind, retire_at)
     pol = load_policy(policy)
+    if plot_to is not None:  # before minutes of fitting, not after
+        if plot_to.suffix.lower() != ".png":
+            raise UserError(f"--plot: {plot_to} must end in .png")
+        check_output(plot_to, "--plot")
     cats = [c.strip() for c in (categorical or "").split(",") if c.strip()]
-    stream = prepare(load_table(data), target, chunk_rows, time, cats)
-    err = Console(stderr=True)
-    with Progress(
-        TextColumn("fitting and scoring candidate models"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("fit", total=None)
-        result = run_backtest(stream, cfg, pol, lambda done, total: bar.update(task, completed=done, total=total))
+    print(f"reading {data}", file=sys.stderr, flush=True)
+    stream = prepare(load_table(data), target, chunk_rows, time, cats, task_rows=initial_chunks * chunk_rows)
+    with progress("fitting and scoring candidate models") as report:
+        result = run_backtest(stream, cfg, pol, report)
     if plot_to is not None:
         plot(result, plot_to)
     if as_json:

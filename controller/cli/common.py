@@ -5,6 +5,10 @@ Imports only the standard library, Typer and Rich, so that ``retrainctl --help``
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +19,8 @@ from rich.console import Console
 from controller.errors import UserError
 
 if TYPE_CHECKING:
+    from controller.adapters.store.store import Store
+    from controller.config import ModelConfig, ServiceConfig
     from controller.reactors.context import Context
 
 ConfigOpt = Annotated[
@@ -33,6 +39,63 @@ def context(config: Path | None) -> Context:
     from controller.reactors.context import Context
 
     return Context.from_config(config)
+
+
+def store_context(config: Path | None) -> tuple[ServiceConfig, dict[str, ModelConfig], Store]:
+    """The config, the model files and the audit store, for commands that read only the store
+    (no MLflow, no statistics: they start at once)."""
+    from controller.adapters.store.store import Store
+    from controller.config import load_models, load_service_config
+
+    service = load_service_config(config)
+    store = Store(service.store_url)
+    store.migrate_if_needed()
+    return service, load_models(service), store
+
+
+def known_model(models: dict[str, ModelConfig], name: str) -> ModelConfig:
+    if name not in models:
+        raise UserError(f"unknown model {name!r} (configured: {', '.join(sorted(models)) or 'none'})")
+    return models[name]
+
+
+@contextmanager
+def progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``report(done, total)`` for long work, shown on stderr: a live bar on a terminal, and a
+    plain line at every tenth of the way (and at the end) when stderr is a file or a pipe."""
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    if err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task(what, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+        return
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > shown[0] or done == total:
+            shown[0] = tenth
+            elapsed = time.perf_counter() - started
+            print(f"{what}: {done}/{total} ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+
+    yield report
+
+
+def check_output(path: Path, option: str) -> None:
+    """Fail before the work when ``path`` could not be written (its folder missing, no permission)."""
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"{option}: folder {folder} does not exist")
+    if path.is_dir():
+        raise UserError(f"{option}: {path} is a folder, not a file")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{option}: cannot write {path} (permission denied)")
 
 
 def money(v: float | None) -> str:

@@ -9,15 +9,13 @@ from controller.cli.common import ConfigOpt, console
 
 def config_validate(config: ConfigOpt = None) -> None:
     """Check controller.yaml, every model file, their policies and trainers."""
-    from controller.adapters.trainers import import_trainer
-    from controller.config import load_models, load_service_config, resolve_policy
+    from controller.config import check_trainer, load_models, load_service_config, resolve_policy
 
     service = load_service_config(config)
     models = load_models(service)
     for m in models.values():
         resolve_policy(service, m)
-        if m.trainer is not None:
-            import_trainer(m.trainer.callable)
+        check_trainer(m)
     console().print(f"ok: {service.source_file} and {len(models)} model file(s): {', '.join(sorted(models)) or '-'}")
 
 

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from controller.cli.common import check_output
 from controller.errors import DataError, UserError
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ def drift_command(
     from detectors.drift import DriftOptions, detect_drift
     from detectors.profile import ProfileFormatError, ReferenceProfile
 
+    if html is not None:
+        check_output(html, "--html")
     try:
         if (reference is None) == (profile is None):
             raise UserError("give exactly one of --reference or --profile")
@@ -148,6 +151,7 @@ def profile_build(
     from controller.adapters.datasource import read_frame
     from detectors.profile import build_profile
 
+    check_output(out, "--out")
     try:
         df = read_frame(reference, "reference")
         try:

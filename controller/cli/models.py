@@ -10,7 +10,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from controller.cli.common import ConfigOpt, JsonOpt, console, context, money, num, parse_time
+from controller.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    console,
+    context,
+    known_model,
+    money,
+    num,
+    parse_time,
+    store_context,
+)
 from controller.errors import GiveUp, UserError
 
 
@@ -72,13 +82,13 @@ def check(
 
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Every watched model's latest decision, retrains in flight and the outbox (dead letters included)."""
-    ctx = context(config)
-    names = list(ctx.models)
-    latest = ctx.store.latest_decisions(names)
-    last_checks = ctx.store.latest_check_summaries(names)
-    retraining = ctx.store.models_retraining()
+    _, models, store = store_context(config)
+    names = list(models)
+    latest = store.latest_decisions(names)
+    last_checks = store.latest_check_summaries(names)
+    retraining = store.models_retraining()
     rows: list[dict[str, Any]] = []
-    for name, cfg in sorted(ctx.models.items()):
+    for name, cfg in sorted(models.items()):
         d = latest.get(name)
         check = last_checks.get(name)
         rows.append(
@@ -97,10 +107,10 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 "owner": cfg.owner,
             }
         )
-    counts = ctx.store.outbox_counts()
+    counts = store.outbox_counts()
     dead: list[dict[str, Any]] = [
         {"id": o.id, "kind": o.kind, "model": o.model, "attempts": o.attempts, "error": o.last_error}
-        for o in ctx.store.outbox_items("dead", limit=50)
+        for o in store.outbox_items("dead", limit=50)
     ]
     if as_json:
         print(json.dumps({"models": rows, "outbox": counts, "dead_letters": dead}, indent=2, default=str))
@@ -141,10 +151,10 @@ def history(
     """MODEL's past decisions and retrains, newest first."""
     from controller.adapters.store.records import to_jsonable
 
-    ctx = context(config)
-    ctx.model(model)
-    decisions = ctx.store.decisions(model, limit=limit)
-    retrains = ctx.store.retrains(model, limit=limit)
+    _, models, store = store_context(config)
+    known_model(models, model)
+    decisions = store.decisions(model, limit=limit)
+    retrains = store.retrains(model, limit=limit)
     if as_json:
         out = {
             "decisions": [

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from controller.cli.common import progress
 from controller.errors import DataError, UserError
 
 if TYPE_CHECKING:
@@ -171,42 +172,45 @@ def _estimate(
         )
     has_target = target in cur.columns
     chunks = []
-    for start in range(0, len(cur), chunk_rows):
-        part = cur.iloc[start : start + chunk_rows]
-        est: dict[str, MetricEstimate]
-        if task == "classification":
-            scores = part[proba].to_numpy(dtype=np.float64)
-            est = cbpe.estimate(scores[:, 0] if len(proba) == 1 else scores, part[pred].to_numpy())
-        else:
-            est = dle.estimate(part[feature_cols], part[pred].to_numpy(dtype=np.float64))
-        realized: dict[str, float | None] = {}
-        if has_target:
-            rep = realized_performance(
-                part[target].to_numpy(),
-                part[pred].to_numpy(),
-                None if task == "regression" else (scores[:, 0] if len(proba) == 1 else scores),
-                task=task,  # type: ignore[arg-type]
-                metrics=list(names),
-                n_boot=0,
-                min_samples=min_labels,
-                classes=classes if task == "classification" else None,
-            )
-            realized = {m: rep.metrics[m].value for m in names}
-            n_labeled: int | None = rep.n_labeled
-        else:
-            n_labeled = None
-        row: dict[str, Any] = {}
-        for m in names:
-            e = est[m]
-            r = realized.get(m)
-            row[m] = {
-                "estimate": _finite(e.estimate),
-                "lower": _finite(e.lower),
-                "upper": _finite(e.upper),
-                "realized": r,
-                "error": None if r is None or not math.isfinite(e.estimate) else float(e.estimate - r),
-            }
-        chunks.append({"start": start, "end": start + len(part), "n_labeled": n_labeled, "metrics": row})
+    starts = range(0, len(cur), chunk_rows)
+    with progress(f"estimating {len(starts)} chunks") as report:
+        for done, start in enumerate(starts, 1):
+            part = cur.iloc[start : start + chunk_rows]
+            est: dict[str, MetricEstimate]
+            if task == "classification":
+                scores = part[proba].to_numpy(dtype=np.float64)
+                est = cbpe.estimate(scores[:, 0] if len(proba) == 1 else scores, part[pred].to_numpy())
+            else:
+                est = dle.estimate(part[feature_cols], part[pred].to_numpy(dtype=np.float64))
+            realized: dict[str, float | None] = {}
+            if has_target:
+                rep = realized_performance(
+                    part[target].to_numpy(),
+                    part[pred].to_numpy(),
+                    None if task == "regression" else (scores[:, 0] if len(proba) == 1 else scores),
+                    task=task,  # type: ignore[arg-type]
+                    metrics=list(names),
+                    n_boot=0,
+                    min_samples=min_labels,
+                    classes=classes if task == "classification" else None,
+                )
+                realized = {m: rep.metrics[m].value for m in names}
+                n_labeled: int | None = rep.n_labeled
+            else:
+                n_labeled = None
+            row: dict[str, Any] = {}
+            for m in names:
+                e = est[m]
+                r = realized.get(m)
+                row[m] = {
+                    "estimate": _finite(e.estimate),
+                    "lower": _finite(e.lower),
+                    "upper": _finite(e.upper),
+                    "realized": r,
+                    "error": None if r is None or not math.isfinite(e.estimate) else float(e.estimate - r),
+                }
+            chunks.append({"start": start, "end": start + len(part), "n_labeled": n_labeled, "metrics": row})
+            report(done, len(starts))
     return {"task": task, "confidence": confidence, "chunks": chunks, "summary": _summary(chunks, names)}
 
 

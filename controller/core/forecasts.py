@@ -9,35 +9,47 @@ import math
 from collections.abc import Sequence
 
 
-def decay_rate(histories: Sequence[Sequence[float]], max_age: int = 8) -> float | None:
+def decay_rate(
+    histories: Sequence[Sequence[float]], max_age: int = 8, ages: Sequence[Sequence[float]] | None = None
+) -> float | None:
     """How fast fresh models lose metric points per period, pooled over the model's past versions.
 
     Each history is one version's drop (points, positive = worse) per period since it started
-    serving. The slope is fitted within each history (so versions at different levels do not
-    fake a trend) over its first ``max_age`` periods (the decay a fresh model shows, not a later
-    break in the data), pooled, and never negative. ``None`` until there are three points in one
-    history.
+    serving; ``ages`` (same shape) says when each reading was taken, in periods since the version
+    started (default: 0, 1, 2, ...: one reading per period). The slope is fitted within each history
+    (so versions at different levels do not fake a trend) over its first ``max_age`` readings (the
+    decay a fresh model shows, not a later break in the data), pooled, and never negative. ``None``
+    until there are three points in one history.
 
     >>> decay_rate([[1.0, 2.0, 3.0, 4.0], [0.5, 1.5, 2.5]])
     1.0
     >>> decay_rate([[2.0, 2.0]]) is None
     True
+    >>> decay_rate([[0.0, 2.0, 4.0]], ages=[[0.0, 2.0, 4.0]])
+    1.0
     """
     sxy = sxx = 0.0
-    for history in histories:
+    for j, history in enumerate(histories):
         ys = [float(v) for v in history[:max_age]]
         if len(ys) < 3:
             continue
-        mean_x, mean_y = (len(ys) - 1) / 2.0, sum(ys) / len(ys)
-        sxy += sum((i - mean_x) * (y - mean_y) for i, y in enumerate(ys))
-        sxx += sum((i - mean_x) ** 2 for i in range(len(ys)))
+        xs = [float(a) for a in ages[j][: len(ys)]] if ages is not None else [float(i) for i in range(len(ys))]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        sxy += sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+        sxx += sum((x - mean_x) ** 2 for x in xs)
     if sxx == 0:
         return None
     return max(sxy / sxx, 0.0)
 
 
 def change_point(
-    drops: Sequence[float], noise: float, decay: float = 0.0, z: float = 4.0, *, falls: bool = False
+    drops: Sequence[float],
+    noise: float,
+    decay: float = 0.0,
+    z: float = 4.0,
+    *,
+    falls: bool = False,
+    steps: Sequence[float] | None = None,
 ) -> int | None:
     """Index of the latest abrupt jump in a version's drop series, or ``None``.
 
@@ -45,7 +57,9 @@ def change_point(
     deviations of the difference of two periods (``noise`` is one period's standard deviation, in
     points). A gradual decay has no jump, so its training windows count as fresh. With ``falls``, a
     fall as far below the usual decay counts too: the data changed back toward what the version
-    learned (a recurring concept), which is as much a change as the rise that left it.
+    learned (a recurring concept), which is as much a change as the rise that left it. ``steps[i]``
+    is how many periods lie between readings ``i`` and ``i + 1`` (default 1 each): the decay
+    expected between them grows with it.
 
     >>> change_point([0.1, -0.2, 0.3, 9.0, 9.4], noise=0.5)
     3
@@ -56,7 +70,7 @@ def change_point(
     """
     spread = z * noise * math.sqrt(2.0)
     for i in range(len(drops) - 1, 0, -1):
-        step = drops[i] - drops[i - 1] - decay
+        step = drops[i] - drops[i - 1] - decay * (1.0 if steps is None else steps[i - 1])
         if step > spread or (falls and -step > spread):
             return i
     return None

@@ -31,10 +31,8 @@ from controller.config import (
 )
 from controller.core.policy import PolicyConfig
 from controller.errors import UserError
+from controller.signals.measure import LabelFree
 from detectors.drift import DriftOptions
-from detectors.estimation import (
-    CBPE,
-)
 from detectors.profile import ReferenceProfile, build_profile
 
 
@@ -55,10 +53,9 @@ class Context:
     # process and, with the registry's machine cache, on disk for the worker's other processes.
     _scorers: VersionCache[Scorer] = field(init=False)
     _hours_cache: VersionCache[list[float]] = field(init=False)
-    _estimators: VersionCache[tuple[Any, float]] = field(init=False)
-    _point_estimators: VersionCache[CBPE] = field(init=False)
+    label_free: VersionCache[LabelFree | None] = field(init=False)
+    """Each version's label-free estimator, fitted on its reference scores (None: it has none)."""
     _prediction_profiles: VersionCache[ReferenceProfile] = field(init=False)
-    _baseline_noise: VersionCache[float] = field(init=False)
     file_cache: FileCache | None = field(init=False)
     """The machine's decoded copies of the data files checks read (with ``cache_dir``)."""
 
@@ -67,10 +64,8 @@ class Context:
         self.file_cache = FileCache(Path(cache_dir) / "files", mb * 2**20) if cache_dir and mb > 0 else None
         self._scorers = VersionCache("scorer", self.registry)
         self._hours_cache = VersionCache("hours", self.registry)
-        self._estimators = VersionCache("estimator", self.registry)
-        self._point_estimators = VersionCache("point-estimator", self.registry)
+        self.label_free = VersionCache("label-free", self.registry)
         self._prediction_profiles = VersionCache("prediction-profile", self.registry)
-        self._baseline_noise = VersionCache("baseline-noise", self.registry)
 
     @classmethod
     def from_config(

@@ -19,13 +19,13 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-Kind = Literal["numerical", "categorical"]
-KINDS: tuple[Kind, ...] = ("numerical", "categorical")
+from detectors.stattests.catalog import Kind
+
 # a sample with at most this many observations per distinct value is "mostly distinct": its
 # sorted raw values are kept (they cost at most this times its distinct values), and the
 # Wasserstein distance walks them instead of merging CDFs

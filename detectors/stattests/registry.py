@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from detectors.stattests.anderson import Anderson
 from detectors.stattests.base import Kind, Sample, StatTest
+from detectors.stattests.catalog import UnknownStatTest
 from detectors.stattests.chisquare import ChiSquare
 from detectors.stattests.cramer_von_mises import CramerVonMises
 from detectors.stattests.energy import EnergyDistance
@@ -46,10 +47,6 @@ STATTESTS: dict[str, type[StatTest]] = {
 SMALL_REFERENCE = 1000
 
 
-class UnknownStatTest(ValueError):
-    """A test name that is not registered; the message lists the valid names."""
-
-
 def get_stattest(name: str, threshold: float | None = None) -> StatTest:
     """The test registered under ``name``.
 
@@ -58,7 +55,7 @@ def get_stattest(name: str, threshold: float | None = None) -> StatTest:
     >>> get_stattest("nope")
     Traceback (most recent call last):
     ...
-    detectors.stattests.registry.UnknownStatTest: unknown stattest 'nope'; valid names: TVD, anderson, chisquare, cramer_von_mises, ed, fisher_exact, g_test, hellinger, jensenshannon, kl_div, ks, mannw, psi, t_test, wasserstein, z
+    detectors.stattests.catalog.UnknownStatTest: unknown stattest 'nope'; valid names: TVD, anderson, chisquare, cramer_von_mises, ed, fisher_exact, g_test, hellinger, jensenshannon, kl_div, ks, mannw, psi, t_test, wasserstein, z
     """  # noqa: E501
     try:
         cls = STATTESTS[name]

@@ -40,8 +40,9 @@ def to_jsonable(value: Any) -> Any:
 
 
 class CheckPoint(NamedTuple):
-    """The few fields of a finished check that the forecast reads (see ``Store.check_history``):
-    a named tuple, made up to 500 times per check (cheaper to make than a frozen dataclass)."""
+    """The few fields of a finished check that the next checks read (see ``Store.check_history``):
+    its reading of the serving version and the changes it dated. A named tuple, made up to 500
+    times per check (cheaper to make than a frozen dataclass)."""
 
     started_at: datetime
     version: str | None
@@ -50,6 +51,10 @@ class CheckPoint(NamedTuple):
     baseline: float | None
     change_at: str | None
     metric: str | None = None
+    metric_se: float | None = None
+    rows_from: datetime | None = None
+    rows_to: datetime | None = None
+    metric_estimate: float | None = None
 
 
 class CheckSummary(NamedTuple):

@@ -77,6 +77,18 @@ class Store:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
+    def migrate_if_needed(self) -> None:
+        """:meth:`migrate` only when the schema is not at the newest revision (a read-only command
+        starts faster without loading Alembic)."""
+        newest = max(p.name.split("_", 1)[0] for p in (Path(__file__).parent / "migrations" / "versions").glob("*.py"))
+        try:
+            with self.engine.connect() as conn:
+                current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except sa.exc.DBAPIError:
+            current = None
+        if current != newest:
+            self.migrate()
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -233,10 +245,14 @@ class Store:
                 "n_rows": signals.get("n_rows"),
                 "drift_share": signals.get("drift_share"),
                 "metric": signals.get("metric"),
-                "metric_value": signals.get("current"),
-                "metric_source": signals.get("source"),
+                "metric_value": _finite(signals.get("reading")),
+                "metric_source": signals.get("reading_source"),
                 "metric_baseline": _finite(signals.get("baseline")),
                 "change_at": signals.get("change_at"),
+                "metric_se": _finite(signals.get("reading_se")),
+                "rows_from": _time(signals.get("rows_from")),
+                "rows_to": _time(signals.get("rows_to")),
+                "metric_estimate": _finite(signals.get("reading_estimate")),
             }
             if dialect.update_returning:
                 model = conn.execute(_finish_update(returning=True), done).scalar_one()
@@ -403,7 +419,7 @@ class Store:
     def _check_history(s: Session | sa.Connection, model: str, limit: int) -> list[CheckPoint]:
         # all rows in one fetch: iterating a result fetches its rows one by one (500 calls)
         rows = s.execute(_snapshot_queries()["history"], {"model": model, "limit": limit}).all()
-        return [CheckPoint(*row[:7]) for row in rows if row[7] == "done"]
+        return [CheckPoint(*row[:-1]) for row in rows if row[-1] == "done"]
 
     def latest_check_summaries(self, models: Sequence[str]) -> dict[str, CheckSummary]:
         """Each named model's newest check (:class:`CheckSummary`), in one index step per model."""
@@ -787,6 +803,10 @@ def _snapshot_queries() -> dict[str, Any]:
             CheckRow.metric_baseline,
             CheckRow.change_at,
             CheckRow.metric,
+            CheckRow.metric_se,
+            CheckRow.rows_from,
+            CheckRow.rows_to,
+            CheckRow.metric_estimate,
             CheckRow.status,
         )
         .where(CheckRow.model == model)
@@ -797,6 +817,13 @@ def _snapshot_queries() -> dict[str, Any]:
         .order_by(EstimationErrorRow.id.desc())
         .limit(limit),
     }
+
+
+def _time(value: Any) -> datetime | None:
+    """A time kept in a check's signals (a datetime, or its ISO text once made JSON)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def _finite(value: Any) -> float | None:

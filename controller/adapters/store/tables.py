@@ -64,8 +64,16 @@ class CheckRow(Base):
     metric_value: Mapped[float | None] = mapped_column(Float)
     metric_source: Mapped[str | None] = mapped_column(String(20))
     metric_baseline: Mapped[float | None] = mapped_column(Float)
-    change_at: Mapped[str | None] = mapped_column(String(40))
-    """When the decay began, as the check's change detector dated it (ISO 8601)."""
+    change_at: Mapped[str | None] = mapped_column(String(400))
+    """The changes in the data this check dated (comma-separated ISO 8601 times)."""
+    metric_se: Mapped[float | None] = mapped_column(Float)
+    """Standard error of ``metric_value`` when it is a realized reading."""
+    rows_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """The realized reading's rows: from here (its period's start) ..."""
+    rows_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """... to here (the newest row whose label was trusted)."""
+    metric_estimate: Mapped[float | None] = mapped_column(Float)
+    """The label-free estimate of the realized reading's rows (what later estimates are moved from)."""
     signals: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -107,6 +115,10 @@ class RetrainRow(Base):
     champion_metric: Mapped[float | None] = mapped_column(Float)
     challenger_metric: Mapped[float | None] = mapped_column(Float)
     recovered: Mapped[bool | None] = mapped_column(sa.Boolean)
+    fresh_share: Mapped[float | None] = mapped_column(Float)
+    """Share of the training window after the last change in the data, as the decision saw it."""
+    residual_points: Mapped[float | None] = mapped_column(Float)
+    """The part of the drop that window was expected to leave (points)."""
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

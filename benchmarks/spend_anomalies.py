@@ -83,7 +83,7 @@ def generate(n_series: int, days: int, seed: int) -> list[Series]:
         kinds: list[str] = []
         busy: set[int] = set()
 
-        def free_day(margin: int = 2) -> int | None:
+        def free_day(busy: set[int], margin: int = 2) -> int | None:
             for _ in range(50):
                 d = int(rng.integers(WARMUP, days - 1))
                 if not any(abs(d - b) <= margin for b in busy):
@@ -92,20 +92,20 @@ def generate(n_series: int, days: int, seed: int) -> list[Series]:
 
         quiet = rng.random() < 0.2
         if not quiet and rng.random() < 0.3:
-            start = free_day(7)
+            start = free_day(busy, 7)
             if start is not None:
                 x[start:] *= rng.uniform(1.4, 2.5)
                 events.append((start, start + 1))
                 kinds.append("level_shift")
                 busy.update(range(start, start + 8))
         if not quiet and rng.random() < 0.15:
-            start = free_day(7)
+            start = free_day(busy, 7)
             if start is not None:
                 x[start:] *= rng.uniform(0.4, 0.7)
                 busy.update(range(start, start + 8))
         if not quiet and rng.random() < 0.7:
             for _ in range(int(rng.integers(1, 4))):
-                d = free_day()
+                d = free_day(busy)
                 if d is not None:
                     x[d] *= rng.uniform(1.5, 3.5)
                     events.append((d, d))
@@ -113,7 +113,7 @@ def generate(n_series: int, days: int, seed: int) -> list[Series]:
                     busy.add(d)
         if not quiet and rng.random() < 0.4:
             for _ in range(int(rng.integers(1, 3))):
-                d = free_day()
+                d = free_day(busy)
                 if d is None:
                     continue
                 if rng.random() < 0.5:

@@ -12,11 +12,10 @@ is claimed by a conditional state change (two workers cannot both train it).
 
 from __future__ import annotations
 
-import calendar
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from controller.core.policy import PolicyConfig
 from controller.errors import DataError, GiveUp, UserError
 from controller.reactors.baseline import _positive, _proba_for_metrics, features_of, metric_on, primary_metric
 from controller.reactors.context import Context
+from controller.reactors.costs import month_cost, months_over_value, running_cost
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
 from detectors.estimation import (
@@ -375,21 +375,21 @@ def owner_of(cfg: ModelConfig, model_tags: dict[str, str]) -> str | None:
 
 
 def _months_over_value(ctx: Context, cfg: ModelConfig, now: datetime, periods: int) -> int:
-    """Consecutive recent months in which the model cost more than it earned."""
-    econ = cfg.economics
-    if econ is None or econ.revenue_per_day is None:
-        return 0
-    count = 0
-    year, month = now.year, now.month
-    for _ in range(periods):
-        when = datetime(year, month, 1, tzinfo=UTC)
-        days = calendar.monthrange(year, month)[1]
-        cost = ctx.store.spent(f"model:{cfg.name}", when) + econ.serving_cost_per_day * days
-        if cost <= econ.revenue_per_day * days:
-            break
-        count += 1
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return count
+    """Consecutive recent months in which the model cost more than it earned: measured spend where
+    the ledger has it, the config's running cost and retrain spend where it does not."""
+    return months_over_value(ctx, cfg, now, periods)[0]
+
+
+def cost_details(ctx: Context, cfg: ModelConfig, now: datetime) -> dict[str, str]:
+    """Where the decision's money figures come from (``ledger`` or ``config``): the running cost per
+    day and this month's cost behind the kill criteria."""
+    per_day, running_source = running_cost(ctx, cfg, now)
+    month = month_cost(ctx, cfg, now.year, now.month, now)
+    return {
+        "cost_source": month.source,
+        "running_cost_per_day": f"{per_day:.2f}",
+        "running_cost_source": running_source,
+    }
 
 
 def model_state(
@@ -427,8 +427,9 @@ def economics_of(
     """``retrains``: the model's newest retrains first (read here when not given)."""
     if cfg.economics is None:
         return None
-    cost = retrain_cost(cfg.economics, ctx.training_hours(cfg.registered_model, version))
     recent = ctx.store.retrains(cfg.name, limit=20) if retrains is None else retrains[:20]
+    billed = [r.billed_cost for r in recent if r.cost_source == "billed" and r.billed_cost is not None]
+    cost = retrain_cost(cfg.economics, ctx.training_hours(cfg.registered_model, version), past_billed=billed)
     outcomes = [bool(r.recovered) for r in reversed(recent) if r.recovered is not None]
     return Economics(cfg.economics, cost, recovery_probability(outcomes))
 
@@ -594,6 +595,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
             }
             if approval_id is not None:
                 store.consume_override(approval_id, now)
+    decision = replace(decision, details={**decision.details, **cost_details(ctx, cfg, now)})
     fields = asdict(signals)
     signal_record = {**fields, **signals_extra, **{k: v for k, v in perf.items() if k not in fields}}
     extra_tags = (
@@ -665,6 +667,7 @@ def _decision_outbox(
             "retry_after": decision.retry_after.isoformat() if decision.retry_after else None,
             "needs_approval": decision.needs_approval,
             "check_id": check_id,
+            "details": decision.details,
         },
     }
     tag_item = (

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.adapters.store.ledger import LedgerStore
 from controller.adapters.store.records import IN_FLIGHT, CheckPoint, CheckSummary, ModelSnapshot, to_jsonable
 from controller.adapters.store.tables import (
     Base,
@@ -49,7 +50,7 @@ def _table(row: type[Base]) -> sa.Table:
     return cast(sa.Table, row.__table__)
 
 
-class Store:
+class Store(LedgerStore):
     """All reads and writes of the audit store. One instance per process; thread-safe sessions."""
 
     def __init__(self, url: str) -> None:
@@ -257,6 +258,7 @@ class Store:
                 decided_at=decision.decided_at,
                 retry_after=decision.retry_after,
                 needs_approval=decision.needs_approval,
+                details=to_jsonable(decision.details) if decision.details else None,
             )
             retrain_id = None
             if retrain is not None:

@@ -18,6 +18,7 @@ class InMemoryRegistry:
         self.models: dict[str, dict[str, Any]] = {}
         self.reports: dict[str, dict[str, bytes]] = {}
         self.tag_writes = 0
+        self.runs_started = 0
 
     def _model(self, name: str) -> dict[str, Any]:
         if name not in self.models:
@@ -62,11 +63,15 @@ class InMemoryRegistry:
     def load_model(self, name: str, version: str) -> Any:
         return self._model(name)["versions"][version]["model"]
 
-    def log_version(self, name: str, record: TrainingRecord) -> VersionInfo:
+    def start_run(self, name: str) -> str:
+        self.runs_started += 1
+        return f"run-{name}-{self.runs_started}"
+
+    def log_version(self, name: str, record: TrainingRecord, run_id: str | None = None) -> VersionInfo:
         m = self.models.setdefault(name, {"tags": {}, "versions": {}, "aliases": {}})
         version = str(len(m["versions"]) + 1)
         m["versions"][version] = {
-            "run_id": f"run-{name}-{version}",
+            "run_id": run_id or f"run-{name}-v{version}",
             "tags": dict(record.tags),
             "baseline": record.baseline,
             "model": record.model,

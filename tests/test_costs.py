@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from controller.adapters.ledger import REQUIRED
 from controller.adapters.store.store import Store
 from controller.cli.app import run
 from controller.config import CostsConfig
@@ -56,7 +55,7 @@ def row(
 ) -> dict[str, Any]:
     """One FOCUS row; ``start``/``end`` are days (YYYY-MM-DD) or ISO times; ``end`` defaults to the next day."""
     s = datetime.fromisoformat(start if "T" in start else start + "T00:00:00+00:00")
-    e = datetime.fromisoformat(end if end and "T" in end else (end or "") + "T00:00:00+00:00") if end else s + timedelta(days=1)
+    e = s + timedelta(days=1) if end is None else datetime.fromisoformat(end if "T" in end else end + "T00:00:00+00:00")
     return {
         "BilledCost": billed,
         "EffectiveCost": billed if effective is None else effective,
@@ -125,7 +124,9 @@ def make_ctx(tmp_path: Path, url: str) -> Context:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Context]:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path / 'ledger.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    )
     c = make_ctx(tmp_path, url)
     yield c
     c.store.dispose()
@@ -160,8 +161,9 @@ def test_a_report_adds_up_to_the_hand_computed_export(ctx: Context, tmp_path: Pa
     rep = spend_report(ctx, date(2026, 11, 1), date(2026, 11, 3), ["model", "stage"])
     got = {(r.model, r.stage): r.cost for r in rep.rows}
     # effective basis: m1 serving 10 + 3 - 1.5; m1 storage 3 days of the fee; m2 training 6; m2 other -2
-    assert got == pytest.approx({("m1", "serving"): 11.5, ("m1", "other"): 3.0, ("m2", "training"): 6.0,
-                                 ("m2", "other"): -2.0})  # fmt: skip
+    assert got == pytest.approx(
+        {("m1", "serving"): 11.5, ("m1", "other"): 3.0, ("m2", "training"): 6.0, ("m2", "other"): -2.0}
+    )
     assert rep.unattributed == pytest.approx(7.5)
     assert rep.total == pytest.approx(11.5 + 3.0 + 6.0 - 2.0 + 7.5)
     assert sum(r.cost for r in rep.rows) + rep.unattributed == pytest.approx(rep.total)
@@ -183,8 +185,10 @@ def test_reimporting_or_restating_never_double_counts(ctx: Context, tmp_path: Pa
     assert spend_report(ctx, *oct_).total == pytest.approx(310.0)
     # the month restated: day 5 billed 25 instead of 10, and a correction of -3 on day 6
     restated = [r for r in first if not r["ChargePeriodStart"].startswith("2026-10-05")]
-    restated += [row(25.0, "2026-10-05", tags={"model": "m1", "stage": "serving"}),
-                 row(-3.0, "2026-10-06", tags={"model": "m1", "stage": "serving"}, charge_class="Correction")]  # fmt: skip
+    restated += [
+        row(25.0, "2026-10-05", tags={"model": "m1", "stage": "serving"}),
+        row(-3.0, "2026-10-06", tags={"model": "m1", "stage": "serving"}, charge_class="Correction"),
+    ]
     summary, _ = import_exports(ctx, [write_csv(tmp_path / "oct-restated.csv", restated)])
     assert summary.replaced_rows == 31
     assert spend_report(ctx, *oct_).total == pytest.approx(310.0 + 15.0 - 3.0)
@@ -248,8 +252,14 @@ def test_stage_rules_run_ids_and_teams(ctx: Context, tmp_path: Path) -> None:
     import_exports(ctx, [write_csv(tmp_path / "a.csv", rows)])
     rep = spend_report(ctx, date(2026, 11, 1), date(2026, 11, 1), ["model", "team", "stage"])
     got = {(r.model, r.team, r.stage): r.cost for r in rep.rows}
-    assert got == {("m1", "a", "storage"): 1.0, ("m1", "a", "monitoring"): 2.0, ("m1", "a", "labeling"): 3.0,
-                   ("m1", "a", "training"): 4.0, ("m1", "a", "serving"): 5.0, ("m1", "platform", "other"): 6.0}  # fmt: skip
+    assert got == {
+        ("m1", "a", "storage"): 1.0,
+        ("m1", "a", "monitoring"): 2.0,
+        ("m1", "a", "labeling"): 3.0,
+        ("m1", "a", "training"): 4.0,
+        ("m1", "a", "serving"): 5.0,
+        ("m1", "platform", "other"): 6.0,
+    }
     assert rep.unattributed == 7.0 and rep.total == 28.0
 
 
@@ -271,9 +281,14 @@ def test_the_cli_imports_reports_and_refuses_bad_input(tmp_path: Path, capsys: A
     args = ["costs", "report", "--from", "2026-11-01", "--to", "2026-11-02", "--by", "model", "--by", "stage"]
     assert run([*args, "--config", cfg, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out == {"currency": "USD", "from": "2026-11-01", "to": "2026-11-02",
-                   "rows": [{"model": "m1", "team": None, "stage": "other", "cost": 2.0}],
-                   "unattributed": 1.0, "total": 3.0}  # fmt: skip
+    assert out == {
+        "currency": "USD",
+        "from": "2026-11-01",
+        "to": "2026-11-02",
+        "rows": [{"model": "m1", "team": None, "stage": "other", "cost": 2.0}],
+        "unattributed": 1.0,
+        "total": 3.0,
+    }
     bad = write_csv(tmp_path / "bad.csv", [row(1.0, "2026-11-01")], drop="BilledCost")
     assert run(["costs", "import", str(bad), "--config", cfg]) == 2
     assert "bad.csv: missing FOCUS column 'BilledCost'" in capsys.readouterr().err
@@ -306,8 +321,10 @@ def test_anomalies_find_a_spike_and_a_level_shift_once(ctx: Context, tmp_path: P
     import_exports(ctx, [write_csv(tmp_path / "a.csv", rows)])
     found = find_anomalies(ctx, first + timedelta(days=30), first + timedelta(days=89))
     model_level = [(a.series, a.day) for a in found if a.model]
-    assert model_level == [("model:m1:serving", first + timedelta(days=70)),
-                           ("model:m1:training", first + timedelta(days=80))]  # fmt: skip
+    assert model_level == [
+        ("model:m1:serving", first + timedelta(days=70)),
+        ("model:m1:training", first + timedelta(days=80)),
+    ]
     assert found[0].cost == pytest.approx(serving[70]) and found[0].expected < serving[70] / 2
     # the team series (m1's team "a" comes from its config) sees the same two days
     assert {a.day for a in found if a.series == "team:a"} <= {first + timedelta(days=d) for d in (70, 80)}
@@ -334,11 +351,22 @@ def test_the_daily_check_records_and_sends_each_anomaly_once(ctx: Context, tmp_p
 # reconciliation and measured costs -------------------------------------------------------------
 def test_a_bill_replaces_the_estimate_and_is_judged_against_it(ctx: Context, tmp_path: Path) -> None:
     rid = ctx.store.create_retrain(
-        "m1", None, "k1", state="promoted", cost_estimate=101.0, cost_low=100.5, cost_high=102.0,
-        actual_cost=101.0, cost_source="runtime", mlflow_run_id="run-1",
-    )  # fmt: skip
+        "m1",
+        None,
+        "k1",
+        state="promoted",
+        cost_estimate=101.0,
+        cost_low=100.5,
+        cost_high=102.0,
+        actual_cost=101.0,
+        cost_source="runtime",
+        mlflow_run_id="run-1",
+    )
     assert rid is not None
-    rows = [row(3.0, "2026-11-01", tags={"mlflow_run_id": "run-1"}), row(2.0, "2026-11-02", tags={"mlflow_run_id": "run-1"})]
+    rows = [
+        row(3.0, "2026-11-01", tags={"mlflow_run_id": "run-1"}),
+        row(2.0, "2026-11-02", tags={"mlflow_run_id": "run-1"}),
+    ]
     _, changed = import_exports(ctx, [write_csv(tmp_path / "a.csv", rows)])
     r = ctx.store.retrain(rid)
     assert [c.id for c in changed] == [rid]

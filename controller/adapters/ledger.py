@@ -253,9 +253,9 @@ def _ledger_batch(batch: pa.RecordBatch, a: Attribution, path: Path) -> SpendBat
     team = frame["team"].where(frame["team"].notna(), model.map(lambda m: a.model_teams.get(m) if m else None))
     stage = frame["stage"].where(frame["stage"].isin(STAGES))
     if a.rules and stage.isna().any():
-        triples = pd.DataFrame(
-            {"c": text["ServiceCategory"], "s": text["ServiceName"], "r": text["ResourceId"]}
-        ).where(stage.isna())
+        triples = pd.DataFrame({"c": text["ServiceCategory"], "s": text["ServiceName"], "r": text["ResourceId"]}).where(
+            stage.isna()
+        )
         codes, uniques = pd.factorize(pd.MultiIndex.from_frame(triples.fillna("\x00")), use_na_sentinel=False)
         ruled = [a.stage_of(*(None if v == "\x00" else v for v in u)) for u in uniques]
         stage = stage.where(stage.notna(), pd.Series(np.array(ruled, dtype=object)[codes]))

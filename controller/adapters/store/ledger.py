@@ -326,9 +326,7 @@ class LedgerStore:
 
     def cost_imports(self, limit: int = 50) -> list[CostImportRow]:
         with self._reading() as conn:
-            rows = conn.execute(
-                sa.select(CostImportRow.__table__).order_by(CostImportRow.id.desc()).limit(limit)
-            ).all()
+            rows = conn.execute(sa.select(CostImportRow.__table__).order_by(CostImportRow.id.desc()).limit(limit)).all()
         return [CostImportRow(**r._mapping) for r in rows]
 
     def spend_anomalies(self, start: date, end: date) -> list[SpendAnomalyRow]:

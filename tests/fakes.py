@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from controller.adapters.registry.base import Baseline, TrainingRecord, VersionInfo, changed_tags
+from controller.adapters.trainers import sklearn_classifier
 from controller.errors import GiveUp
 
 
@@ -98,3 +101,13 @@ class InMemoryRegistry:
         if name not in self.models:
             return []
         return [float(v["hours"]) for v in list(self.models[name]["versions"].values())[-limit:]]
+
+
+TAGGED_RUNS: list[str] = []
+"""The MLflow run ids :func:`tagging_trainer` was given, in order."""
+
+
+def tagging_trainer(train: pd.DataFrame, features: list[str], target: str, mlflow_run_id: str) -> Any:
+    """A trainer that takes its retrain's MLflow run id (a real one tags the jobs it starts with it)."""
+    TAGGED_RUNS.append(mlflow_run_id)
+    return sklearn_classifier(train, features=features, target=target)

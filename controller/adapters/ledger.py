@@ -155,8 +155,8 @@ def _batches(path: Path, kind: str, shown: Path, batch_rows: int) -> Iterator[pa
             yield from pf.iter_batches(batch_size=batch_rows, columns=list(REQUIRED))
             return
         source: Any = pa.input_stream(str(path), compression="gzip" if kind == "csv.gz" else None)
-        # ~30 bytes a field: blocks of about batch_rows rows, so memory follows batch_rows
-        read = pacsv.ReadOptions(block_size=max(1 << 20, batch_rows * 400))
+        # blocks of a few MB read one at a time: memory follows the block, not the file
+        read = pacsv.ReadOptions(block_size=min(max(1 << 20, batch_rows * 80), 16 << 20), use_threads=False)
         header = pacsv.open_csv(
             source, read_options=read, convert_options=pacsv.ConvertOptions(include_columns=[])
         ).schema.names

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from controller.cli.common import ConfigOpt, JsonOpt, console, context, money, num
+from controller.cli.common import ConfigOpt, JsonOpt, console, money, num
 from controller.errors import UserError
 
 costs_app = typer.Typer(help="Spend from billing exports (FOCUS): import, report, anomalies.", no_args_is_help=True)
@@ -45,9 +45,9 @@ def import_(
     import sys
     import time
 
-    from controller.reactors.costs import import_exports
+    from controller.reactors.costs import import_exports, ledger_context
 
-    ctx = context(config)
+    ctx = ledger_context(config)
     started = time.perf_counter()
 
     def progress(f: Path, rows: int) -> None:
@@ -92,9 +92,9 @@ def report(
     as_json: JsonOpt = False,
 ) -> None:
     """Spend by model, team and/or stage over a range of days; rows + unattributed = total."""
-    from controller.reactors.costs import default_range, spend_report
+    from controller.reactors.costs import default_range, ledger_context, spend_report
 
-    ctx = context(config)
+    ctx = ledger_context(config)
     first, last = default_range(ctx, _day(start, "--from"), _day(end, "--to"))
     rep = spend_report(ctx, first, last, by or ["model"], _basis(basis))
     if as_json:
@@ -119,9 +119,9 @@ def anomalies(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the spend anomaly detector over the ledger for a range of days (whatever was seen before)."""
-    from controller.reactors.costs import default_range, find_anomalies
+    from controller.reactors.costs import default_range, find_anomalies, ledger_context
 
-    ctx = context(config)
+    ctx = ledger_context(config)
     first, last = default_range(ctx, _day(start, "--from"), _day(end, "--to"))
     found = find_anomalies(ctx, first, last)
     if as_json:
@@ -143,8 +143,9 @@ def anomalies(
 def check_spend(config: ConfigOpt = None) -> None:
     """The daily spend check now: record new anomalies and queue their owners' cost.anomaly webhooks."""
     from controller.reactors.costs import check_spend as run
+    from controller.reactors.costs import ledger_context
 
-    ctx = context(config)
+    ctx = ledger_context(config)
     new = run(ctx)
     for a in new:
         console().print(f"{a.day} {a.series}: {a.cost:,.2f} against {a.expected:,.2f} expected (score {a.score:.1f})")
@@ -157,9 +158,9 @@ def roi(
     as_json: JsonOpt = False,
 ) -> None:
     """ROI audit: every watched model's measured spend by stage, value, retrains, ROI and verdict."""
-    from controller.reactors.costs import roi_audit
+    from controller.reactors.costs import ledger_context, roi_audit
 
-    ctx = context(config)
+    ctx = ledger_context(config)
     rep = roi_audit(ctx, month)
     if as_json:
         print(json.dumps(rep.to_json(), indent=2))

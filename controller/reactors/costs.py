@@ -22,20 +22,34 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from controller.adapters.ledger import Attribution, StagePattern, read_export
+from controller.adapters.registry.base import Registry
 from controller.adapters.store.ledger import Basis, ImportSummary, SpendBatch, SpendGroup
 from controller.adapters.store.tables import RetrainRow, SpendAnomalyRow
 from controller.config import STAGES, ModelConfig
-from controller.errors import DataError, UserError
+from controller.errors import DataError, GiveUp, UserError
 from controller.reactors.context import Context
 from detectors.spend import SpendDetector
 
 RUNNING_STAGES = ("serving", "storage", "monitoring")
 """The stages that cost money every day a model is kept in production."""
+
+
+class NoRegistry:
+    """The registry of a process that only reads and writes the ledger (the cost commands): it never
+    opens MLflow (whose client alone takes seconds to start and, on SQLite, creates its tables)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise GiveUp(f"the cost commands do not use the model registry (asked for {name!r})")
+
+
+def ledger_context(config: Path | None) -> Context:
+    """A context for the cost commands: config and store, no MLflow."""
+    return Context.from_config(config, registry=cast(Registry, NoRegistry()))
 
 
 # import ---------------------------------------------------------------------------------------
@@ -517,7 +531,7 @@ def _recovered_value(ctx: Context, cfg: ModelConfig, r: RetrainRow, month_end: d
         gained = sign * (r.challenger_metric - r.champion_metric)
     else:
         return None
-    days = max((month_end - r.updated_at.date()).days + 1, 0)
+    days = max((month_end - r.created_at.date()).days + 1, 0)
     return 100.0 * gained * econ.value_per_point * econ.traffic_per_day / 1000.0 * days
 
 

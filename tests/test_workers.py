@@ -173,6 +173,22 @@ def test_tick_entry_fires_at_start_then_on_its_interval(config_dir: Path) -> Non
         s.close()
 
 
+def test_the_daily_spend_check_is_a_beat_entry_on_its_cron(config_dir: Path) -> None:
+    from datetime import UTC, datetime
+
+    from workers.schedule import SPEND_ENTRY, CronSchedule
+
+    s = scheduler()
+    try:
+        entry = s.schedule[SPEND_ENTRY]
+        assert entry.task == "retrain.spend_check" and isinstance(entry.schedule, CronSchedule)
+        # costs.check_cron defaults to 06:30 UTC every day
+        fired = entry.schedule.cron.previous(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+        assert fired == datetime(2026, 11, 28, 6, 30, tzinfo=UTC)
+    finally:
+        s.close()
+
+
 def test_only_one_beat_is_active_and_a_standby_takes_over(config_dir: Path) -> None:
     first, second = scheduler(), scheduler()
     try:

@@ -20,6 +20,7 @@ from workers.locks import RedisLock, model_lock
 from workers.schedule import (
     CHECK_PREFIX,
     DELIVER_ENTRY,
+    SPEND_ENTRY,
     TICK_ENTRY,
     ConfigScheduler,
     CronSchedule,
@@ -145,12 +146,12 @@ def scheduler() -> ConfigScheduler:
 def test_scheduler_reloads_model_files_without_restart(config_dir: Path) -> None:
     s = scheduler()
     try:
-        assert set(s.schedule) == {CHECK_PREFIX + "a", TICK_ENTRY, DELIVER_ENTRY}
+        assert set(s.schedule) == {CHECK_PREFIX + "a", TICK_ENTRY, DELIVER_ENTRY, SPEND_ENTRY}
         s.tick()
         (config_dir / "models" / "b.yaml").write_text(model_yaml("b", "{cron: '0 3 * * *'}"))
         (config_dir / "models" / "a.yaml").write_text(model_yaml("a", "{every: 5m}"))
         s.tick()
-        assert set(s.schedule) == {CHECK_PREFIX + "a", CHECK_PREFIX + "b", TICK_ENTRY, DELIVER_ENTRY}
+        assert set(s.schedule) == {CHECK_PREFIX + "a", CHECK_PREFIX + "b", TICK_ENTRY, DELIVER_ENTRY, SPEND_ENTRY}
         assert s.schedule[CHECK_PREFIX + "a"].schedule.run_every == timedelta(minutes=5)
         (config_dir / "models" / "b.yaml").write_text("name: b\nregistered_model: [broken\n")
         s.tick()
@@ -176,7 +177,6 @@ def test_tick_entry_fires_at_start_then_on_its_interval(config_dir: Path) -> Non
 def test_the_daily_spend_check_is_a_beat_entry_on_its_cron(config_dir: Path) -> None:
     from datetime import UTC, datetime
 
-    from workers.schedule import SPEND_ENTRY, CronSchedule
 
     s = scheduler()
     try:

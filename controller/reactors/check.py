@@ -690,6 +690,7 @@ def tags_due(previous: DecisionRow | None, decision: Decision, version: str, ref
     version change, and otherwise at the first check of each ``refresh_hours`` period (UTC; 0:
     at every check). ``retrain.checked_at`` tells which check they show; the store has all.
 
+    >>> from datetime import UTC
     >>> from controller.core.decision import Numbers, Reason
     >>> d = Decision(Action.DEFER, (Reason.WITHIN_TOLERANCE,), "s", Numbers(0, 0, 0, 0, 0, 0, None), "realized",
     ...              datetime(2026, 11, 28, 13, tzinfo=UTC))

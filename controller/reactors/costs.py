@@ -163,8 +163,9 @@ class MonthCost:
 
 
 def month_cost(ctx: Context, cfg: ModelConfig, year: int, month: int, now: datetime) -> MonthCost:
-    """What the model cost in a calendar month (up to ``now``, and up to the ledger's last day when
-    measured), with the value it earned over the same days."""
+    """What the model cost in a calendar month, with the value it earned over the same days: measured
+    up to ``now`` and the ledger's last day when the ledger has the model's spend, else the config's
+    running cost for the whole month plus its retrain spend."""
     econ = cfg.economics
     first = date(year, month, 1)
     last = min(date(year, month, calendar.monthrange(year, month)[1]), now.date())
@@ -177,7 +178,8 @@ def month_cost(ctx: Context, cfg: ModelConfig, year: int, month: int, now: datet
             by_stage = {g.stage or "other": g.cost for g in groups}
             value = None if econ is None or econ.revenue_per_day is None else econ.revenue_per_day * days
             return MonthCost(sum(by_stage.values()), value, days, "ledger", by_stage)
-    days = max((last - first).days + 1, 0)
+    # the config's rates are per day of the whole month (as the kill criteria always counted them)
+    days = calendar.monthrange(year, month)[1]
     retrains = ctx.store.spent(f"model:{cfg.name}", datetime(year, month, 1, tzinfo=UTC))
     serving = (econ.serving_cost_per_day if econ else 0.0) * days
     value = None if econ is None or econ.revenue_per_day is None else econ.revenue_per_day * days

@@ -193,6 +193,54 @@ class WebhookSettings(_Strict):
     timeout_seconds: float = Field(5.0, gt=0)
 
 
+STAGES = ("training", "serving", "storage", "monitoring", "labeling", "other")
+Stage = Literal["training", "serving", "storage", "monitoring", "labeling", "other"]
+
+
+class StageRule(_Strict):
+    """Billing rows that match every pattern given here (shell globs, case-sensitive) belong to ``stage``."""
+
+    stage: Stage
+    service_category: str | None = Field(None, description="Glob on FOCUS ServiceCategory, e.g. 'Storage'.")
+    service_name: str | None = Field(None, description="Glob on FOCUS ServiceName, e.g. 'Amazon SageMaker'.")
+    resource_id: str | None = Field(None, description="Glob on FOCUS ResourceId, e.g. '*:training-job/*'.")
+
+    @model_validator(mode="after")
+    def _some_pattern(self) -> StageRule:
+        if self.service_category is None and self.service_name is None and self.resource_id is None:
+            raise ValueError("give at least one of service_category, service_name or resource_id")
+        return self
+
+
+class CostsConfig(_Strict):
+    """How billing rows (FOCUS exports) are attributed to models, teams and lifecycle stages."""
+
+    model_tag: str = Field("model", description="Tag key whose value names the model (its name or registered model).")
+    team_tag: str = Field("team", description="Tag key whose value names the team; else the model's config team.")
+    stage_tag: str = Field("stage", description="Tag key whose value names the lifecycle stage.")
+    run_tag: str = Field("mlflow_run_id", description="Tag key whose value is a retrain's MLflow run id.")
+    stages: list[StageRule] = Field(
+        default_factory=list, description="Rules for rows without a stage tag; the first that matches wins."
+    )
+    basis: Literal["effective", "billed"] = Field(
+        "effective", description="Cost column: EffectiveCost (amortized) or BilledCost (as invoiced)."
+    )
+    batch_rows: int = Field(100_000, ge=1_000, description="Rows read and attributed at a time on import.")
+    anomaly_min_cost: float = Field(
+        1.0, gt=0, description="Money per day under which spend is too small to be an anomaly."
+    )
+    anomaly_history_days: int = Field(
+        56, ge=14, description="Days of a spend series the anomaly detector learns from (and reads before a range)."
+    )
+    check_cron: str = Field("30 6 * * *", description="When beat runs the daily spend check (UTC, 5-field cron).")
+
+    @field_validator("check_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        Cron.parse(v)
+        return v
+
+
 class ServiceConfig(_Strict):
     """``configs/controller.yaml``."""
 
@@ -207,6 +255,7 @@ class ServiceConfig(_Strict):
     policy: PolicyConfig = PolicyConfig()
     team_budgets: dict[str, float] = Field(default_factory=dict, description="Money per team per month.")
     webhooks: WebhookSettings = WebhookSettings()
+    costs: CostsConfig = CostsConfig()
     check_lock_seconds: int = Field(900, gt=0)
     check_batch_size: int = Field(
         20,

@@ -206,6 +206,8 @@ def run_demo(config: Path, workdir: Path, out: Console) -> None:
                 out.print("  " + retrain_line)
             deliver_outbox(ctx, now=now)
         receiver.wait_for(len(outcomes), timeout=10)
+        cost_lines = _costs(ctx, cfg, clock_now[0], data_dir, out)
+        receiver.wait_for(len(outcomes) + 1, timeout=10)
     finally:
         receiver.stop()
 
@@ -214,12 +216,106 @@ def run_demo(config: Path, workdir: Path, out: Console) -> None:
         out.print(retrain_line)
     _print_webhooks(out, receiver)
     _print_tags(out, registry, cfg)
+    for line in cost_lines:
+        out.print(line)
     db = _sqlite_file(service.mlflow_tracking_uri)
     out.print(f"\nfinished in {time.perf_counter() - t0:.1f} s. See the tags in the MLflow UI:")
     out.print(
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} --port 5000   # then open http://127.0.0.1:5000"
     )
     out.print("and the audit trail: .venv/bin/retrainctl status ; .venv/bin/retrainctl history credit-risk")
+
+
+SPIKE_DAY = datetime(2026, 11, 12, tzinfo=UTC)
+"""The day the demo's billing export has a serving spike (a runaway autoscaler)."""
+
+
+def write_focus_export(path: Path, model: str, first: datetime, last: datetime, run_ids: dict[str, float]) -> Path:
+    """A FOCUS 1.0 export (gzipped CSV) of one model's daily spend from ``first`` to ``last``:
+    serving (weekday traffic), storage, monitoring, one training job per MLflow run id (its cost),
+    a shared cost nobody tagged, and a serving spike on ``SPIKE_DAY``."""
+    import csv
+    import gzip
+    import json
+
+    rng = np.random.default_rng(11)
+    rows = []
+
+    def add(day: datetime, cost: float, stage: str | None, resource: str, category: str, service: str,
+            tags: dict[str, str]) -> None:  # fmt: skip
+        rows.append({
+            "BilledCost": round(cost, 4), "EffectiveCost": round(cost * 0.92, 4), "BillingCurrency": "USD",
+            "ChargePeriodStart": day.strftime("%Y-%m-%dT00:00:00Z"),
+            "ChargePeriodEnd": (day + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z"),
+            "ChargeCategory": "Usage", "ChargeClass": "", "ResourceId": resource, "ResourceName": resource,
+            "ServiceCategory": category, "ServiceName": service, "SubAccountId": "111122223333",
+            "Tags": json.dumps({"model": model, "team": "risk", **({"stage": stage} if stage else {}), **tags}),
+        })  # fmt: skip
+
+    day = first
+    while day <= last:
+        weekday = day.weekday() < 5
+        serving = (46.0 if weekday else 30.0) * float(np.exp(rng.normal(0, 0.05)))
+        if day == SPIKE_DAY:
+            serving *= 3.2
+        add(day, serving, "serving", f"arn:aws:sagemaker:endpoint/{model}", "AI and Machine Learning",
+            "Amazon SageMaker", {})  # fmt: skip
+        add(day, 3.1 * float(np.exp(rng.normal(0, 0.02))), "storage", f"arn:aws:s3:::{model}-features", "Storage",
+            "Amazon S3", {})  # fmt: skip
+        add(day, 1.6 * float(np.exp(rng.normal(0, 0.05))), "monitoring", f"{model}-dashboards",
+            "Management and Governance", "Amazon CloudWatch", {})  # fmt: skip
+        rows.append({**rows[-1], "BilledCost": 4.0, "EffectiveCost": 4.0, "ResourceId": "shared-nat-gateway",
+                     "ResourceName": "shared-nat-gateway", "Tags": "{}"})  # fmt: skip
+        day += timedelta(days=1)
+    for run_id, cost in run_ids.items():
+        add(last - timedelta(days=1), cost, "training", f"arn:aws:sagemaker:training-job/{run_id[:8]}",
+            "AI and Machine Learning", "Amazon SageMaker", {"mlflow_run_id": run_id})  # fmt: skip
+    with gzip.open(path, "wt", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _costs(ctx: Context, cfg: ModelConfig, now: datetime, data_dir: Path, out: Console) -> list[str]:
+    """Import the demo's billing export, run the spend check, deliver its webhook; the lines to print."""
+    from controller.reactors.costs import check_spend, import_exports, roi_audit
+
+    runs = {r.mlflow_run_id: 2.4 for r in ctx.store.retrains(cfg.name) if r.mlflow_run_id}
+    first = START.replace(day=1)
+    export = write_focus_export(data_dir / "focus-export.csv.gz", cfg.name, first, now - timedelta(days=1), runs)
+    summary, reconciled = import_exports(ctx, [export], source="aws")
+    anomalies = check_spend(ctx, now)
+    deliver_outbox(ctx, now=now)
+    report = roi_audit(ctx, now.strftime("%Y-%m"))
+    t = Table(title=f"ROI audit {report.month} ({report.currency}, measured from the billing export)")
+    for col in ("model", "spend by stage", "spend", "value", "retrains: estimated / billed", "ROI", "verdict"):
+        t.add_column(col)
+    for m in report.models:
+        t.add_row(
+            m.model,
+            "\n".join(f"{s} {v:,.2f}" for s, v in m.spend_by_stage.items()),
+            f"{m.spend:,.2f} ({m.cost_source})",
+            "-" if m.value is None else f"{m.value:,.2f}",
+            f"{m.retrains.count}: {m.retrains.estimated:,.2f} / "
+            + ("-" if m.retrains.billed is None else f"{m.retrains.billed:,.2f}"),
+            "-" if m.roi is None else f"{m.roi:.2f}",
+            m.verdict + "".join(f"\n- {x}" for x in m.reasons),
+        )
+    out.print(t)
+    lines = [
+        f"billing: {summary.rows_read:,} FOCUS rows imported from {_show(export)} "
+        f"({summary.first_day} to {summary.last_day}); unattributed spend {report.unattributed:,.2f}; "
+        f"{len(reconciled)} retrain(s) now carry their billed cost"
+    ]
+    for a in anomalies:
+        top = a.drivers[0] if a.drivers else {}
+        lines.append(
+            f"spend anomaly {a.day} {a.series}: {a.cost:,.2f} against {a.expected:,.2f} expected "
+            f"(score {a.score:.1f}); driven by {top.get('resource_id')} ({top.get('stage')}); "
+            "cost.anomaly webhook sent to the owner"
+        )
+    return lines
 
 
 def _register_first_version(registry: MlflowRegistry, cfg: ModelConfig, reference: pd.DataFrame) -> None:
@@ -289,6 +385,9 @@ def _print_webhooks(out: Console, receiver: object) -> None:
         t.add_column(col)
     for e in events:
         data = e.get("data", {})
+        if e.get("type") == "cost.anomaly":
+            data = {"summary": f"{data.get('date')} {data.get('series')}: {data.get('cost', 0):,.2f} "
+                               f"against {data.get('expected', 0):,.2f} expected"}  # fmt: skip
         summary = data.get("summary") or (
             f"v{data.get('challenger_version')} {data.get('metric')} {data.get('challenger_metric', 0):.3f} "
             f"vs v{data.get('champion_version')} {data.get('champion_metric', 0):.3f}"

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from controller.adapters.registry.base import Baseline, TrainingRecord, VersionInfo, changed_tags
+from controller.adapters.trainers import sklearn_classifier
 from controller.errors import GiveUp
 
 
@@ -18,6 +21,7 @@ class InMemoryRegistry:
         self.models: dict[str, dict[str, Any]] = {}
         self.reports: dict[str, dict[str, bytes]] = {}
         self.tag_writes = 0
+        self.runs_started = 0
 
     def _model(self, name: str) -> dict[str, Any]:
         if name not in self.models:
@@ -62,11 +66,15 @@ class InMemoryRegistry:
     def load_model(self, name: str, version: str) -> Any:
         return self._model(name)["versions"][version]["model"]
 
-    def log_version(self, name: str, record: TrainingRecord) -> VersionInfo:
+    def start_run(self, name: str) -> str:
+        self.runs_started += 1
+        return f"run-{name}-{self.runs_started}"
+
+    def log_version(self, name: str, record: TrainingRecord, run_id: str | None = None) -> VersionInfo:
         m = self.models.setdefault(name, {"tags": {}, "versions": {}, "aliases": {}})
         version = str(len(m["versions"]) + 1)
         m["versions"][version] = {
-            "run_id": f"run-{name}-{version}",
+            "run_id": run_id or f"run-{name}-v{version}",
             "tags": dict(record.tags),
             "baseline": record.baseline,
             "model": record.model,
@@ -93,3 +101,13 @@ class InMemoryRegistry:
         if name not in self.models:
             return []
         return [float(v["hours"]) for v in list(self.models[name]["versions"].values())[-limit:]]
+
+
+TAGGED_RUNS: list[str] = []
+"""The MLflow run ids :func:`tagging_trainer` was given, in order."""
+
+
+def tagging_trainer(train: pd.DataFrame, features: list[str], target: str, mlflow_run_id: str) -> Any:
+    """A trainer that takes its retrain's MLflow run id (a real one tags the jobs it starts with it)."""
+    TAGGED_RUNS.append(mlflow_run_id)
+    return sklearn_classifier(train, features=features, target=target)

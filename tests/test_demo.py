@@ -39,7 +39,17 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert store.retrains("credit-risk")[0].state == "promoted"
     assert store.outbox_counts() == {"delivered": len(store.outbox_items())}
     received = re.search(r"Webhooks received and verified .*?: (\d+)", proc.stdout)
-    assert received is not None and int(received.group(1)) == 6
+    # six retrain.* events, and the serving spike as cost.anomaly for the model and for its team
+    assert received is not None and int(received.group(1)) == 8
+    from datetime import date
+
+    spikes = store.spend_anomalies(date(2026, 10, 1), date(2026, 11, 30))
+    assert {(a.series, a.day) for a in spikes} == {
+        ("model:credit-risk:serving", date(2026, 11, 12)),
+        ("team:risk", date(2026, 11, 12)),
+    }
+    assert store.retrains("credit-risk")[0].cost_source == "billed"
+    assert "ROI audit 2026-11" in proc.stdout and "(ledger)" in proc.stdout
     assert "failed signature verification" not in proc.stdout
     registry = MlflowRegistry(f"sqlite:///{tmp_path / '.retrain' / 'mlflow.db'}")
     v1, v2 = registry.version_tags("credit-risk", "1"), registry.version_tags("credit-risk", "2")

@@ -21,7 +21,7 @@ from controller.reactors.context import Context
 from controller.reactors.outbox import deliver_outbox
 from controller.reactors.retrain import run_retrain
 from controller.reactors.schedule import due_checks
-from tests.fakes import InMemoryRegistry
+from tests.fakes import TAGGED_RUNS, InMemoryRegistry
 from tests.helpers import T0, make_rows, write_configs
 
 WEEK = timedelta(days=7)
@@ -369,3 +369,39 @@ def test_a_check_reads_text_columns_as_categories_and_decides_as_on_strings(
     assert with_strings.signals["drift"]["columns"] and with_categories.signals["n_rows"] == 3000
     assert with_categories.signals == with_strings.signals
     assert with_categories.decision == with_strings.decision
+
+
+def test_decisions_say_where_their_cost_figures_come_from(tmp_path: Path) -> None:
+    """Config rates until the ledger has the model's spend, then measured spend (issue: cost visibility)."""
+    from controller.reactors.costs import import_exports
+    from tests.test_costs import row, write_csv
+
+    ctx = _setup(tmp_path, make_rows(3000, T0, seed=11))
+    first = run_check(ctx, "m1")
+    assert first.decision is not None and first.decision.details["cost_source"] == "config"
+    assert first.decision.details["running_cost_source"] == "config"
+    now = T0 + WEEK
+    days = [(now - timedelta(days=d)).date().isoformat() for d in range(1, 11)]
+    rows = [row(12.0, d, tags={"model": "m1", "stage": "serving"}) for d in days]
+    import_exports(ctx, [write_csv(tmp_path / "bill.csv", rows)])
+    second = run_check(ctx, "m1", now=now + timedelta(hours=1))
+    assert second.decision is not None
+    assert second.decision.details["running_cost_source"] == "ledger"
+    assert float(second.decision.details["running_cost_per_day"]) == pytest.approx(12.0)
+    stored = ctx.store.latest_decision("m1")
+    assert stored is not None and stored.details == second.decision.details
+
+
+def test_the_trainer_gets_the_retrains_mlflow_run_id(tmp_path: Path) -> None:
+    ctx = _setup(
+        tmp_path,
+        make_rows(3000, T0, seed=12, flip=True),
+        trainer={"callable": "tests.fakes:tagging_trainer", "window_hours": 168},
+    )
+    out = run_check(ctx, "m1")
+    assert out.retrain_id is not None
+    run_retrain(ctx, out.retrain_id)
+    row = ctx.store.retrain(out.retrain_id)
+    assert [row.mlflow_run_id] == TAGGED_RUNS and row.mlflow_run_id == "run-m1-1"
+    assert ctx.registry.resolve("m1", "champion").run_id == row.mlflow_run_id  # the version was logged in that run
+

@@ -432,3 +432,17 @@ def test_to_jsonable_gives_what_it_gave_before_its_fast_path(seed: int) -> None:
     value = build(5)
     got, want = to_jsonable(value), _to_jsonable_reference(value)
     assert json.dumps(got, sort_keys=True, default=repr) == json.dumps(want, sort_keys=True, default=repr)
+
+
+def test_the_newest_revision_read_off_the_scripts_is_alembics_single_head() -> None:
+    """A read-only command migrates only when the store is behind; it reads the head without Alembic."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from controller.adapters.store.store import _head_revision
+
+    folder = Path(__file__).parents[1] / "controller" / "adapters" / "store" / "migrations"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(folder))
+    heads = ScriptDirectory.from_config(cfg).get_heads()
+    assert heads == [_head_revision(folder / "versions")]

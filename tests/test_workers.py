@@ -20,6 +20,7 @@ from workers.locks import RedisLock, model_lock
 from workers.schedule import (
     CHECK_PREFIX,
     DELIVER_ENTRY,
+    SPEND_ENTRY,
     TICK_ENTRY,
     ConfigScheduler,
     CronSchedule,
@@ -145,12 +146,12 @@ def scheduler() -> ConfigScheduler:
 def test_scheduler_reloads_model_files_without_restart(config_dir: Path) -> None:
     s = scheduler()
     try:
-        assert set(s.schedule) == {CHECK_PREFIX + "a", TICK_ENTRY, DELIVER_ENTRY}
+        assert set(s.schedule) == {CHECK_PREFIX + "a", TICK_ENTRY, DELIVER_ENTRY, SPEND_ENTRY}
         s.tick()
         (config_dir / "models" / "b.yaml").write_text(model_yaml("b", "{cron: '0 3 * * *'}"))
         (config_dir / "models" / "a.yaml").write_text(model_yaml("a", "{every: 5m}"))
         s.tick()
-        assert set(s.schedule) == {CHECK_PREFIX + "a", CHECK_PREFIX + "b", TICK_ENTRY, DELIVER_ENTRY}
+        assert set(s.schedule) == {CHECK_PREFIX + "a", CHECK_PREFIX + "b", TICK_ENTRY, DELIVER_ENTRY, SPEND_ENTRY}
         assert s.schedule[CHECK_PREFIX + "a"].schedule.run_every == timedelta(minutes=5)
         (config_dir / "models" / "b.yaml").write_text("name: b\nregistered_model: [broken\n")
         s.tick()
@@ -169,6 +170,21 @@ def test_tick_entry_fires_at_start_then_on_its_interval(config_dir: Path) -> Non
         assert due
         due, _ = s.schedule[CHECK_PREFIX + "a"].is_due()
         assert not due
+    finally:
+        s.close()
+
+
+def test_the_daily_spend_check_is_a_beat_entry_on_its_cron(config_dir: Path) -> None:
+    from datetime import UTC, datetime
+
+
+    s = scheduler()
+    try:
+        entry = s.schedule[SPEND_ENTRY]
+        assert entry.task == "retrain.spend_check" and isinstance(entry.schedule, CronSchedule)
+        # costs.check_cron defaults to 06:30 UTC every day
+        fired = entry.schedule.cron.previous(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+        assert fired == datetime(2026, 11, 28, 6, 30, tzinfo=UTC)
     finally:
         s.close()
 

@@ -35,7 +35,7 @@ from workers.locks import RedisLock
 log = logging.getLogger(__name__)
 
 CHECK_PREFIX = "check:"
-TICK_ENTRY, DELIVER_ENTRY = "retrain-tick", "retrain-deliver"
+TICK_ENTRY, DELIVER_ENTRY, SPEND_ENTRY = "retrain-tick", "retrain-deliver", "retrain-spend-check"
 BEAT_LOCK = "beat"
 LOCK_TTL_SECONDS = 30.0
 RELOAD_EVERY_SECONDS = 5.0
@@ -110,9 +110,23 @@ def model_entries(models: dict[str, ModelConfig]) -> dict[str, dict[str, Any]]:
     }
 
 
-def service_entries(tick_seconds: float, deliver_seconds: float) -> dict[str, dict[str, Any]]:
+def service_entries(
+    tick_seconds: float, deliver_seconds: float, spend_cron: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The timer, the outbox drain and, with ``spend_cron`` (``costs.check_cron``), the daily spend check."""
     long_ago = datetime(2000, 1, 1, tzinfo=UTC)
-    return {
+    spend = (
+        {
+            SPEND_ENTRY: {
+                "task": "retrain.spend_check",
+                "schedule": CronSchedule(Cron.parse(spend_cron)),
+                "options": {"queue": CHECKS},
+            }
+        }
+        if spend_cron
+        else {}
+    )
+    return spend | {
         TICK_ENTRY: {
             "task": "retrain.tick",
             "schedule": schedule(timedelta(seconds=tick_seconds)),
@@ -176,7 +190,10 @@ class ConfigScheduler(Scheduler):
 
     def setup_schedule(self) -> None:
         self.models = load_models(self.service)
-        self.merge_inplace({**model_entries(self.models), **service_entries(self.tick_seconds, self.deliver_seconds)})
+        self.merge_inplace({
+            **model_entries(self.models),
+            **service_entries(self.tick_seconds, self.deliver_seconds, self.service.costs.check_cron),
+        })
         log.info("beat: %d model entries", len(self.models))
 
     def reload(self) -> None:

@@ -24,6 +24,7 @@ from controller.config import ENV_PREFIX
 from controller.errors import GiveUp, RetryLater
 from controller.reactors.check import CheckOutcome, run_check
 from controller.reactors.context import Context
+from controller.reactors.costs import check_spend
 from controller.reactors.outbox import deliver_outbox
 from controller.reactors.retrain import reclaim_retrains, run_retrain
 from controller.reactors.schedule import due_checks, slot_key
@@ -197,6 +198,16 @@ def deliver(self: Task) -> dict[str, int]:
             kick_delivery(p.redis)
             break
     return totals
+
+
+@app.task(base=ControllerTask, bind=True, name="retrain.spend_check", acks_late=True, max_retries=3)
+def spend_check(self: Task) -> dict[str, Any]:
+    """The daily spend check: new anomalies are recorded once and their webhooks queued (idempotent)."""
+    p = process()
+    new = check_spend(p.ctx)
+    if new:
+        kick_delivery(p.redis)
+    return {"new_anomalies": len(new)}
 
 
 @app.task(base=ControllerTask, bind=True, name="retrain.tick", acks_late=True, max_retries=3)

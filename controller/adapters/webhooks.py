@@ -38,6 +38,7 @@ EVENT_TYPES = (
     "retrain.rejected",
     "retrain.cost_anomaly",
     "retrain.failed",
+    "cost.anomaly",
 )
 
 

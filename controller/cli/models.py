@@ -222,13 +222,25 @@ def history(
         c.print(r_t)
 
 
-def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def audit(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    gate: Annotated[
+        list[str] | None,
+        typer.Option(help="Also exit 1 on these ROI flags: idle, duplicate, retire (repeatable)."),
+    ] = None,
+) -> None:
     """Inventory of every watched model; exits 1 when one breaks a governance rule (a CI/CD gate)."""
     from controller.core.governance import governance_violations
     from controller.reactors.check import owner_of
+    from controller.reactors.costs import roi_audit
 
+    gates = set(gate or [])
+    if gates - {"idle", "duplicate", "retire"}:
+        raise UserError(f"--gate: expected idle, duplicate or retire, got {', '.join(sorted(gates))}")
     ctx = context(config)
     now = ctx.clock()
+    roi = {m.model: m for m in roi_audit(ctx).models}
     rows: list[dict[str, Any]] = []
     for name, cfg in sorted(ctx.models.items()):
         policy = ctx.policy(cfg)
@@ -240,6 +252,8 @@ def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         source = cfg.data.source
         where = source.path if source.kind == "files" else (source.table or "query")
         econ = cfg.economics
+        m = roi[name]
+        flags = ["idle"] * m.idle + ["duplicate"] * bool(m.duplicate_of) + ["retire"] * (m.verdict == "retire")
         rows.append(
             {
                 "model": name,
@@ -260,14 +274,19 @@ def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                     monthly_spend=spend,
                     monthly_budget=policy.monthly_budget,
                 ),
+                "roi_flags": flags,
+                "verdict": m.verdict,
+                "duplicate_of": m.duplicate_of,
+                "measured_spend_this_month": m.spend if m.cost_source == "ledger" else None,
             }
         )
-    broken = [r for r in rows if r["violations"]]
+    broken = [r for r in rows if r["violations"] or gates & set(r["roi_flags"])]
     if as_json:
         print(json.dumps({"models": rows, "compliant": not broken}, indent=2))
     else:
         t = Table(title="Model inventory")
-        for col in ("model", "owner", "purpose", "infra", "training data", "updates", "spend / budget", "violations"):
+        cols = ("model", "owner", "purpose", "infra", "training data", "updates", "spend / budget", "ROI", "violations")
+        for col in cols:
             t.add_column(col, overflow="fold")
         for r in rows:
             t.add_row(
@@ -278,11 +297,16 @@ def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 r["training_data"],
                 r["update_frequency"],
                 f"{money(r['spend_this_month'])} / {money(r['monthly_budget'])}",
+                ", ".join([r["verdict"], *r["roi_flags"]]),
                 "\n".join(r["violations"]) or "ok",
             )
         c = console()
         c.print(t)
-        c.print(f"{len(broken)} of {len(rows)} model(s) break a governance rule" if broken else "all models compliant")
+        c.print(
+            f"{len(broken)} of {len(rows)} model(s) break a governance rule or a gated ROI flag"
+            if broken
+            else "all models compliant"
+        )
     if broken:
         raise typer.Exit(1)
 

@@ -25,6 +25,7 @@ def run_once(
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only this model (repeatable).")] = None,
     retrain: Annotated[bool, typer.Option(help="Run triggered retrains in-process.")] = True,
     deliver: Annotated[bool, typer.Option(help="Deliver the outbox (tags, webhooks) at the end.")] = True,
+    spend: Annotated[bool, typer.Option(help="Run the spend check (anomalies in the cost ledger).")] = True,
 ) -> None:
     """Run every due check in-process, once (for cron, without workers); exit 1 if a check failed."""
     from controller.reactors.check import run_check
@@ -64,6 +65,12 @@ def run_once(
             except (RetryLater, GiveUp, UserError) as exc:
                 failed += 1
                 out.print(f"{name}: retrain {outcome.retrain_id} failed: {exc}")
+    if spend:
+        from controller.reactors.costs import check_spend
+
+        new = check_spend(ctx, now)
+        for a in new:
+            out.print(f"spend anomaly {a.day} {a.series}: {a.cost:,.2f} against {a.expected:,.2f} expected")
     if deliver:
         report = _drain(ctx)
         out.print(

@@ -54,10 +54,19 @@ class CostEstimate:
     overhead: float
     training_hours: float
     from_history: bool
+    source: str = "config"
+    """Where the compute part comes from: ``config`` (default hours x rate), ``runtime`` (past
+    training hours x rate) or ``billed`` (past retrains' bills)."""
 
 
-def retrain_cost(economics: EconomicsConfig, past_training_hours: Sequence[float] = ()) -> CostEstimate:
-    """Estimate a retrain's cost from past training durations, or the config when there are none.
+def retrain_cost(
+    economics: EconomicsConfig, past_training_hours: Sequence[float] = (), past_billed: Sequence[float] = ()
+) -> CostEstimate:
+    """Estimate a retrain's cost from past bills, else past training durations, else the config.
+
+    ``past_billed``: what billing charged for past retrains' resources (tagged with their MLflow
+    run id), the compute part measured instead of priced: when there are any, they replace
+    hours x rate. Labeling and overhead come from the config (they are not on a cloud bill).
 
     >>> e = EconomicsConfig(value_per_point=1, traffic_per_day=1000, compute_rate_per_hour=4,
     ...                     labeling_cost_per_row=0.1, labels_per_retrain=100, fixed_overhead=50)
@@ -66,25 +75,27 @@ def retrain_cost(economics: EconomicsConfig, past_training_hours: Sequence[float
     >>> c = retrain_cost(e, [1.0, 2.0, 3.0])
     >>> (c.expected, round(c.low, 2), round(c.high, 2))
     (68.0, 64.0, 76.0)
+    >>> b = retrain_cost(e, [1.0, 2.0, 3.0], past_billed=[30.0, 50.0])
+    >>> (b.expected, b.source)
+    (100.0, 'billed')
     """
     labeling = economics.labeling_cost_per_row * economics.labels_per_retrain
     overhead = economics.fixed_overhead
+    fixed = labeling + overhead
     rate = economics.compute_rate_per_hour
+    bills = [b for b in past_billed if math.isfinite(b)]
+    if bills:
+        mean, lo, hi = _spread(bills)
+        return CostEstimate(mean + fixed, lo + fixed, hi + fixed, mean, labeling, overhead,
+                            mean / rate if rate > 0 else 0.0, True, "billed")  # fmt: skip
     hours = [h for h in past_training_hours if h >= 0 and math.isfinite(h)]
     if hours:
-        mean = sum(hours) / len(hours)
-        if len(hours) > 1:
-            spread = 2.0 * _std(hours)
-            lo_h, hi_h = max(min(hours), mean - spread), max(max(hours), mean + spread)
-        else:
-            # one run says little about the spread: +-50 %
-            lo_h, hi_h = 0.5 * mean, 1.5 * mean
+        mean, lo_h, hi_h = _spread(hours)
         from_history = True
     else:
         mean = economics.default_training_hours
         lo_h, hi_h = 0.5 * mean, 2.0 * mean
         from_history = False
-    fixed = labeling + overhead
     return CostEstimate(
         expected=mean * rate + fixed,
         low=lo_h * rate + fixed,
@@ -94,7 +105,18 @@ def retrain_cost(economics: EconomicsConfig, past_training_hours: Sequence[float
         overhead=overhead,
         training_hours=mean,
         from_history=from_history,
+        source="runtime" if from_history else "config",
     )
+
+
+def _spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and interval of past figures: two standard deviations, at least the observed range;
+    one figure says little about the spread: +-50 %."""
+    mean = sum(values) / len(values)
+    if len(values) > 1:
+        spread = 2.0 * _std(values)
+        return mean, max(min(values), mean - spread), max(max(values), mean + spread)
+    return mean, 0.5 * mean, 1.5 * mean
 
 
 def loss_per_day(economics: EconomicsConfig, drop_points: float) -> float:

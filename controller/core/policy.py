@@ -45,5 +45,16 @@ class PolicyConfig(BaseModel):
     kill_periods: int = Field(
         3, ge=1, description="Recommend retirement after this many months of costing more than earning."
     )
+    idle_traffic_per_day: float = Field(
+        0.0,
+        ge=0,
+        description="A model with serving spend and fewer predictions a day than this is idle (ROI audit: scale it "
+        "down); 0: never idle.",
+    )
+    spend_anomaly_sensitivity: float = Field(
+        4.0,
+        gt=0,
+        description="Robust standard deviations of a spend series' own noise a day must exceed to be a spend anomaly.",
+    )
     require_owner: bool = Field(True, description="Veto a model that has no owner.")
     require_cost_metadata: bool = Field(True, description="Veto a model with no cost metadata.")

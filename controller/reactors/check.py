@@ -11,11 +11,10 @@ A check is idempotent: it carries a request key, and a redelivered task finds it
 
 from __future__ import annotations
 
-import calendar
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from controller.errors import DataError, GiveUp, UserError
 from controller.reactors import readings
 from controller.reactors.baseline import features_of, metric_on, primary_metric
 from controller.reactors.context import Context
+from controller.reactors.costs import month_cost, months_over_value, running_cost
 from controller.signals import state as signal_state
 from controller.signals.levels import Assessment
 from detectors.drift import DriftOptions, detect_drift
@@ -67,21 +67,21 @@ def owner_of(cfg: ModelConfig, model_tags: dict[str, str]) -> str | None:
 
 
 def _months_over_value(ctx: Context, cfg: ModelConfig, now: datetime, periods: int) -> int:
-    """Consecutive recent months in which the model cost more than it earned."""
-    econ = cfg.economics
-    if econ is None or econ.revenue_per_day is None:
-        return 0
-    count = 0
-    year, month = now.year, now.month
-    for _ in range(periods):
-        when = datetime(year, month, 1, tzinfo=UTC)
-        days = calendar.monthrange(year, month)[1]
-        cost = ctx.store.spent(f"model:{cfg.name}", when) + econ.serving_cost_per_day * days
-        if cost <= econ.revenue_per_day * days:
-            break
-        count += 1
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return count
+    """Consecutive recent months in which the model cost more than it earned: measured spend where
+    the ledger has it, the config's running cost and retrain spend where it does not."""
+    return months_over_value(ctx, cfg, now, periods)[0]
+
+
+def cost_details(ctx: Context, cfg: ModelConfig, now: datetime) -> dict[str, str]:
+    """Where the decision's money figures come from (``ledger`` or ``config``): the running cost per
+    day and this month's cost behind the kill criteria."""
+    per_day, running_source = running_cost(ctx, cfg, now)
+    month = month_cost(ctx, cfg, now.year, now.month, now)
+    return {
+        "cost_source": month.source,
+        "running_cost_per_day": f"{per_day:.2f}",
+        "running_cost_source": running_source,
+    }
 
 
 def model_state(
@@ -111,6 +111,11 @@ def model_state(
 def retrain_facts(retrains: Sequence[RetrainRow]) -> list[signal_state.RetrainFact]:
     """The store's retrains (newest first) as the decision sees them, oldest first."""
     return [signal_state.RetrainFact(r.created_at, r.state, r.recovered) for r in reversed(retrains)]
+
+
+def billed_costs(retrains: Sequence[RetrainRow], recent: int = 20) -> list[float]:
+    """What the newest retrains were billed, where the ledger has their bill (newest first)."""
+    return [r.billed_cost for r in retrains[:recent] if r.cost_source == "billed" and r.billed_cost is not None]
 
 
 def decision_tags(decision: Decision, signals: Signals, now: datetime) -> dict[str, str]:
@@ -238,7 +243,9 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     )
     state, approval_id = model_state(ctx, cfg, model_tags, policy, now, snapshot)
     hours = ctx.training_hours(cfg.registered_model, version.version)
-    economics = signal_state.economics(cfg.economics, hours, retrain_facts(snapshot.retrains))
+    economics = signal_state.economics(
+        cfg.economics, hours, retrain_facts(snapshot.retrains), billed=billed_costs(snapshot.retrains)
+    )
     decision = decide(signals, economics, state, policy, now)
 
     retrain: dict[str, Any] | None = None
@@ -271,6 +278,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
             }
             if approval_id is not None:
                 store.consume_override(approval_id, now)
+    decision = replace(decision, details={**decision.details, **cost_details(ctx, cfg, now)})
     fields = asdict(signals)
     signal_record = {**fields, **signals_extra, **reading}
     extra_tags = (
@@ -342,6 +350,7 @@ def _decision_outbox(
             "retry_after": decision.retry_after.isoformat() if decision.retry_after else None,
             "needs_approval": decision.needs_approval,
             "check_id": check_id,
+            "details": decision.details,
         },
     }
     tag_item = (
@@ -364,6 +373,7 @@ def tags_due(previous: DecisionRow | None, decision: Decision, version: str, ref
     version change, and otherwise at the first check of each ``refresh_hours`` period (UTC; 0:
     at every check). ``retrain.checked_at`` tells which check they show; the store has all.
 
+    >>> from datetime import UTC
     >>> from controller.core.decision import Numbers, Reason
     >>> d = Decision(Action.DEFER, (Reason.WITHIN_TOLERANCE,), "s", Numbers(0, 0, 0, 0, 0, 0, None), "realized",
     ...              datetime(2026, 11, 28, 13, tzinfo=UTC))

@@ -8,8 +8,9 @@ state in the store and a ``retrain.*`` tag, and the owner hears of the outcome b
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -139,8 +140,15 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
     if reuse is not None:
         return _promote_existing(ctx, cfg, retrain_id, champion, reuse, holdout, features, metric)
     trainer = import_trainer(cfg.trainer.callable)
+    # The run is opened before training and its id recorded, so a bill tagged with it finds this
+    # retrain (failed ones cost money too) and the trainer can tag the resources it starts.
+    run_id = registry.start_run(cfg.registered_model)
+    store.update_retrain(retrain_id, mlflow_run_id=run_id)
+    params = dict(cfg.trainer.params)
+    if _takes(trainer, "mlflow_run_id"):
+        params["mlflow_run_id"] = run_id
     started = time.perf_counter()
-    model = trainer(train, features=features, target=cfg.data.label_column, **cfg.trainer.params)
+    model = trainer(train, features=features, target=cfg.data.label_column, **params)
     seconds = time.perf_counter() - started
     new_baseline = build_baseline(cfg, model, train, holdout, features)
     record = TrainingRecord(
@@ -160,7 +168,7 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
             "retrain.trained_from": f"v{champion.version}",
         },
     )
-    challenger = registry.log_version(cfg.registered_model, record)
+    challenger = registry.log_version(cfg.registered_model, record, run_id=run_id)
     registry.set_alias(cfg.registered_model, CHALLENGER, challenger.version)
     store.update_retrain(
         retrain_id,
@@ -192,6 +200,7 @@ def _retrain(ctx: Context, cfg: ModelConfig, retrain_id: int) -> RetrainOutcome:
         chall_metric,
         actual_cost=actual,
         cost_anomaly=anomaly,
+        cost_source=None if actual is None else "runtime",
     )
     done = ctx.clock()
     data = {
@@ -277,6 +286,15 @@ def _promote_existing(
         done,
     )
     return RetrainOutcome(retrain_id, state, version, champ, chall)
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` accepts a keyword ``name`` (by name or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _better(challenger: float | None, champion: float | None, higher: bool) -> bool:

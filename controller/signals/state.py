@@ -56,14 +56,20 @@ def model_state(
 
 
 def economics(
-    config: EconomicsConfig | None, training_hours: Sequence[float], retrains: Sequence[RetrainFact], recent: int = 20
+    config: EconomicsConfig | None,
+    training_hours: Sequence[float],
+    retrains: Sequence[RetrainFact],
+    recent: int = 20,
+    billed: Sequence[float] = (),
 ) -> Economics | None:
-    """The retrain cost estimate (past training hours) and the chance a retrain recovers (the outcomes
-    of the ``recent`` newest retrains); None without cost metadata."""
+    """The retrain cost estimate (past bills where the ledger has them, else past training hours)
+    and the chance a retrain recovers (the outcomes of the ``recent`` newest retrains); None without
+    cost metadata."""
     if config is None:
         return None
     outcomes = [bool(r.recovered) for r in retrains[-recent:] if r.recovered is not None]
-    return Economics(config, retrain_cost(config, training_hours), recovery_probability(outcomes))
+    cost = retrain_cost(config, training_hours, past_billed=billed)
+    return Economics(config, cost, recovery_probability(outcomes))
 
 
 def remaining_days(retire_on: datetime | None, now: datetime | None) -> float | None:

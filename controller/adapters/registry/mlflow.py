@@ -338,8 +338,18 @@ class MlflowRegistry:
         return hours
 
     # writing --------------------------------------------------------------------------------
-    def log_version(self, name: str, record: TrainingRecord) -> VersionInfo:
-        """Log a trained model with its baseline as a new version of ``name``."""
+    def start_run(self, name: str) -> str:
+        """Open the training run of a retrain before it trains: its id is handed to the trainer,
+        so the resources a training job starts can carry it as a billing tag."""
+        experiment_id = self._experiment_id()
+        run = self._call(
+            lambda: self.client.create_run(experiment_id, run_name=f"train-{name}", tags={"retrain.model": name})
+        )
+        return str(run.info.run_id)
+
+    def log_version(self, name: str, record: TrainingRecord, run_id: str | None = None) -> VersionInfo:
+        """Log a trained model with its baseline as a new version of ``name`` (in the run
+        :meth:`start_run` opened, when given)."""
         import mlflow
         import mlflow.sklearn
         import sklearn
@@ -348,7 +358,12 @@ class MlflowRegistry:
         self._ensure_model(name)
         with self._tracking():
             experiment_id = self._experiment_id()
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{name}") as run:
+            opened = (
+                mlflow.start_run(run_id=run_id)
+                if run_id
+                else mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{name}")
+            )
+            with opened as run:
                 mlflow.log_params({k: _param(v) for k, v in record.params.items()})
                 mlflow.log_metrics({**record.metrics, "training_seconds": record.training_seconds})
                 self._log_baseline(record.baseline)

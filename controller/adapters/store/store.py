@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.adapters.store.ledger import LedgerStore
 from controller.adapters.store.records import IN_FLIGHT, CheckPoint, CheckSummary, ModelSnapshot, to_jsonable
 from controller.adapters.store.tables import (
     Base,
@@ -49,7 +51,7 @@ def _table(row: type[Base]) -> sa.Table:
     return cast(sa.Table, row.__table__)
 
 
-class Store:
+class Store(LedgerStore):
     """All reads and writes of the audit store. One instance per process; thread-safe sessions."""
 
     def __init__(self, url: str) -> None:
@@ -80,7 +82,7 @@ class Store:
     def migrate_if_needed(self) -> None:
         """:meth:`migrate` only when the schema is not at the newest revision (a read-only command
         starts faster without loading Alembic)."""
-        newest = max(p.name.split("_", 1)[0] for p in (Path(__file__).parent / "migrations" / "versions").glob("*.py"))
+        newest = _head_revision(Path(__file__).parent / "migrations" / "versions")
         try:
             with self.engine.connect() as conn:
                 current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
@@ -273,6 +275,7 @@ class Store:
                 decided_at=decision.decided_at,
                 retry_after=decision.retry_after,
                 needs_approval=decision.needs_approval,
+                details=to_jsonable(decision.details) if decision.details else None,
             )
             retrain_id = None
             if retrain is not None:
@@ -817,6 +820,21 @@ def _snapshot_queries() -> dict[str, Any]:
         .order_by(EstimationErrorRow.id.desc())
         .limit(limit),
     }
+
+
+def _head_revision(folder: Path) -> str:
+    """The newest migration: the revision no other one revises (read off the scripts, without Alembic)."""
+    revisions, revised = set(), set()
+    for script in folder.glob("*.py"):
+        text = script.read_text()
+        for key, found in (("revision", revisions), ("down_revision", revised)):
+            match = re.search(rf'^{key} = "([^"]+)"', text, re.M)
+            if match:
+                found.add(match.group(1))
+    heads = revisions - revised
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations in {folder} have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 def _time(value: Any) -> datetime | None:

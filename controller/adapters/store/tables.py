@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -93,6 +93,8 @@ class DecisionRow(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retry_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_approval: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """What the decision was based on beyond its numbers, e.g. ``cost_source`` (``ledger`` or ``config``)."""
 
 
 class RetrainRow(Base):
@@ -109,6 +111,10 @@ class RetrainRow(Base):
     actual_cost: Mapped[float | None] = mapped_column(Float)
     training_hours: Mapped[float | None] = mapped_column(Float)
     cost_anomaly: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    billed_cost: Mapped[float | None] = mapped_column(Float)
+    """What the billing export charged for resources tagged with this retrain's MLflow run id."""
+    cost_source: Mapped[str | None] = mapped_column(String(20))
+    """Where ``actual_cost`` comes from: ``runtime`` (training hours x rate) or ``billed``."""
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     champion_version: Mapped[str | None] = mapped_column(String(50))
     challenger_version: Mapped[str | None] = mapped_column(String(50))
@@ -190,6 +196,72 @@ class EstimationErrorRow(Base):
     realized: Mapped[float] = mapped_column(Float)
     abs_error: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CostImportRow(Base):
+    """One ``retrainctl costs import``: what it read and which days of its source it replaced."""
+
+    __tablename__ = "cost_imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    files: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rows_read: Mapped[int] = mapped_column(Integer)
+    rows_stored: Mapped[int] = mapped_column(Integer)
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)
+    billed_total: Mapped[float] = mapped_column(Float)
+    effective_total: Mapped[float] = mapped_column(Float)
+
+
+class LedgerRow(Base):
+    """Spend of one day, summed over the billing rows that share every attributed field."""
+
+    __tablename__ = "cost_ledger"
+    __table_args__ = (
+        sa.Index("ix_cost_ledger_source_day", "source", "day"),
+        sa.Index("ix_cost_ledger_day_model", "day", "model"),
+        sa.Index("ix_cost_ledger_run_id", "run_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("cost_imports.id"))
+    source: Mapped[str] = mapped_column(String(100))
+    day: Mapped[date] = mapped_column(Date)
+    model: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    stage: Mapped[str] = mapped_column(String(20))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(Text)
+    service_category: Mapped[str | None] = mapped_column(String(100))
+    service_name: Mapped[str | None] = mapped_column(String(200))
+    sub_account: Mapped[str | None] = mapped_column(String(200))
+    charge_category: Mapped[str | None] = mapped_column(String(30))
+    charge_class: Mapped[str | None] = mapped_column(String(30))
+    currency: Mapped[str | None] = mapped_column(String(10))
+    billed_cost: Mapped[float] = mapped_column(Float)
+    effective_cost: Mapped[float] = mapped_column(Float)
+    rows: Mapped[int] = mapped_column(Integer)
+    """Billing rows (or their share of the day, for a charge period over several days) summed here."""
+
+
+class SpendAnomalyRow(Base):
+    """A day of a spend series the detector found anomalous; recorded once per series and day."""
+
+    __tablename__ = "spend_anomalies"
+    __table_args__ = (UniqueConstraint("series", "day"), sa.Index("ix_spend_anomalies_day", "day"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    series: Mapped[str] = mapped_column(String(450))
+    """``model:<model>:<stage>``, ``team:<team>`` or ``unattributed``."""
+    model: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    stage: Mapped[str | None] = mapped_column(String(20))
+    day: Mapped[date] = mapped_column(Date)
+    cost: Mapped[float] = mapped_column(Float)
+    expected: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    drivers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 def month_of(when: datetime) -> str:

@@ -8,7 +8,7 @@ retrain keeps the share of its training window that postdated the last change an
 drop that stale window was expected to leave.
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-03 06:00:00
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from controller.adapters.store.tables import UTCDateTime
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

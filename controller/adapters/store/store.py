@@ -824,7 +824,8 @@ def _snapshot_queries() -> dict[str, Any]:
 
 def _head_revision(folder: Path) -> str:
     """The newest migration: the revision no other one revises (read off the scripts, without Alembic)."""
-    revisions, revised = set(), set()
+    revisions: set[str] = set()
+    revised: set[str] = set()
     for script in folder.glob("*.py"):
         text = script.read_text()
         for key, found in (("revision", revisions), ("down_revision", revised)):

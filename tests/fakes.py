@@ -1,13 +1,12 @@
-"""Test doubles: in-memory twins of the adapters.
-"""
+"""Test doubles: in-memory twins of the adapters."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.adapters.registry.base import Baseline, TrainingRecord, VersionInfo, changed_tags
+from controller.adapters.registry.base import Baseline, MonitoringPoint, TrainingRecord, VersionInfo, changed_tags
 from controller.errors import GiveUp
 
 
@@ -18,6 +17,7 @@ class InMemoryRegistry:
         self.models: dict[str, dict[str, Any]] = {}
         self.reports: dict[str, dict[str, bytes]] = {}
         self.tag_writes = 0
+        self.monitoring: dict[str, list[MonitoringPoint]] = {}  # 'name/version' -> points logged
 
     def _model(self, name: str) -> dict[str, Any]:
         if name not in self.models:
@@ -85,6 +85,10 @@ class InMemoryRegistry:
         run_id = f"check-{name}-{check_id}"
         self.reports[run_id] = dict(files)
         return run_id
+
+    def log_monitoring(self, name: str, version: str, points: Sequence[MonitoringPoint]) -> str:
+        self.monitoring.setdefault(f"{name}/{version}", []).extend(points)
+        return f"monitoring-{name}-{version}"
 
     def local_path(self, what: str, name: str, version: str, extra: tuple[Any, ...] = ()) -> Path | None:
         return None  # nothing to cache: everything is in memory already

@@ -1,5 +1,4 @@
-"""What the store hands out: light records of a model's history, read in one transaction.
-"""
+"""What the store hands out: light records of a model's history, read in one transaction."""
 
 from __future__ import annotations
 
@@ -88,3 +87,58 @@ class ModelSnapshot:
             if c.metric == metric and c.metric_value is not None and (version is None or c.version == version)
         ]
         return list(reversed(points[:limit]))
+
+
+class FleetRecord(NamedTuple):
+    """A model's newest decision with the figures of the check that made it (see ``Store.fleet``)."""
+
+    model: str
+    version: str | None
+    action: str
+    reasons: list[str]
+    summary: str
+    numbers: dict[str, Any]
+    signal_source: str
+    decided_at: datetime
+    metric: str | None
+    metric_value: float | None
+    metric_baseline: float | None
+    drift_share: float | None
+
+
+class TimelinePoint(NamedTuple):
+    """One check of a model's timeline, with its decision when it made one (see ``Store.timeline``)."""
+
+    check_id: int
+    started_at: datetime
+    status: str
+    version: str | None
+    metric: str | None
+    metric_value: float | None
+    metric_source: str | None
+    metric_baseline: float | None
+    metric_low: float | None
+    metric_high: float | None
+    drift_share: float | None
+    action: str | None
+    loss_per_day: float | None
+
+
+class RetrainCost(NamedTuple):
+    """What one retrain cost: its estimate and, once billed, its actual cost (see ``Store.retrain_costs``)."""
+
+    model: str
+    created_at: datetime
+    state: str
+    cost_estimate: float | None
+    actual_cost: float | None
+    cost_anomaly: bool
+
+
+class CheckSpan(NamedTuple):
+    """How long a model has been checked (see ``Store.check_spans``)."""
+
+    model: str
+    first: datetime
+    last: datetime
+    checks: int

@@ -56,7 +56,7 @@ class Chart:
     """A dashed horizontal line: ``(label, value)``, e.g. the baseline."""
     y_format: Callable[[float], str] = field(default=lambda v: f"{v:.3g}")
     y_floor: float | None = None
-    width: int = 760
+    width: int = 980
     height: int = 190
 
 

@@ -177,6 +177,7 @@ def test_model_page_draws_the_timelines_with_marks(store: Store) -> None:
     assert len(svgs) == 3
     metric, drift, loss = svgs
     # five finished checks: realized and estimated dots, an interval band, the baseline, marks
+    assert metric.count('<path class="line metric"') == 1
     assert metric.count('<circle class="dot realized"') == 3 and metric.count('<circle class="dot estimated"') == 2
     assert '<polygon class="band interval"' in metric and 'class="reference"' in metric
     assert 'class="mark mark-trigger"' in metric and 'class="mark mark-failed"' in metric

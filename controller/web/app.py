@@ -409,8 +409,9 @@ def _charts(m: views.ModelPage, drift_threshold: float | None) -> dict[str, Any]
             Chart(
                 f"{metric}: realized and estimated, with intervals",
                 [
-                    Series("realized", [(p.started_at, source(p, "realized")) for p in done], "realized"),
-                    Series("estimated", [(p.started_at, source(p, "estimated")) for p in done], "estimated"),
+                    Series(metric, [(p.started_at, p.metric_value) for p in done], "metric", dots=False),
+                    Series("realized", [(p.started_at, source(p, "realized")) for p in done], "realized", line=False),
+                    Series("estimated", [(p.started_at, source(p, "estimated")) for p in done], "estimated", line=False),
                 ],
                 band=Band("interval", [(p.started_at, p.metric_low, p.metric_high) for p in done], "interval"),
                 marks=marks,

@@ -26,6 +26,7 @@ class Series:
     points: Sequence[Point]
     css: str
     dots: bool = True
+    line: bool = True
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def render(chart: Chart) -> Markup:
             for run in _runs([(t, _finite(v)) for t, v in s.points])
             for i, (t, v) in enumerate(run)
         )
-        if d:
+        if d and s.line:
             parts.append(f'<path class="line {s.css}" d="{d}"><title>{escape(s.label)}</title></path>')
         if s.dots:
             parts.extend(

@@ -17,6 +17,7 @@ no network in between, and prints the median and 90th percentile wall time of ea
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -214,6 +215,8 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=500)
     parser.add_argument("--columns", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--keep", metavar="SCHEMA", help="Load into this schema and keep it (to time again).")
+    parser.add_argument("--reuse", metavar="SCHEMA", help="Time on a schema kept by --keep (same sizes).")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for tests.fakes
 
@@ -227,13 +230,14 @@ def main() -> None:
     from tests.fakes import InMemoryRegistry
 
     now = datetime.now(UTC)
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    schema = args.reuse or args.keep or f"bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    if not args.reuse:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     try:
-        seconds = load(url, args.models, args.checks, args.columns, now)
+        seconds = 0.0 if args.reuse else load(url, args.models, args.checks, args.columns, now)
         econ = EconomicsConfig(value_per_point=2.0, traffic_per_day=50_000, compute_rate_per_hour=8.0)
         models = {
             f"m{m:04d}": ModelConfig(
@@ -251,6 +255,7 @@ def main() -> None:
         client = TestClient(
             create_app(Context(service, models, store, InMemoryRegistry()), run_check=lambda m, k: None)
         )
+        gc.freeze()  # as ``retrainctl serve`` does once the app is built
         fleet = timed(client, "/", args.repeat)
         model = timed(client, "/models/m0007", args.repeat)
         size_fleet, size_model = len(client.get("/").content), len(client.get("/models/m0007").content)
@@ -264,8 +269,9 @@ def main() -> None:
             ).scalar()
         store.dispose()
     finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        if not (args.keep or args.reuse):
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
     def line(name: str, ms: list[float], size: int) -> str:

@@ -126,8 +126,13 @@ def test_store_reads_of_the_console(backend: str, tmp_path: Path, request: pytes
     s = Store(url)
     s.migrate()
     populate(s)
-    fleet = s.fleet(["credit", "churn", "nobody"])
-    assert set(fleet) == {"credit", "churn"}
+    for model in ("churn", "new"):  # a check that failed after the last decision; a model never decided
+        failed, _ = s.start_check(model, NOW, model_row=(model, None, None, None))
+        s.fail_check(failed, "source down", NOW)
+    fleet = s.fleet(["credit", "churn", "new", "nobody"])
+    assert set(fleet) == {"credit", "churn", "new"}
+    assert (fleet["churn"].action, fleet["churn"].check_status) == ("DEFER", "failed")
+    assert (fleet["new"].action, fleet["new"].check_status, fleet["credit"].check_status) == (None, "failed", "done")
     assert fleet["credit"].action == "TRIGGER" and fleet["credit"].numbers["loss_per_day"] == 300.0
     assert fleet["credit"].drift_share == pytest.approx(0.1) and fleet["credit"].metric_baseline == 0.9
     line = s.timeline("credit")

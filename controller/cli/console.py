@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated
 
 import typer
@@ -25,6 +26,9 @@ def serve(
 
     ctx = Context.from_config(config)
     app = create_app(ctx)
+    # What was imported so far (the MLflow, pandas and scikit-learn stacks) lives as long as the
+    # process: kept out of the collector, a full collection no longer walks it during a request.
+    gc.freeze()
     mode = (
         "read-only (no tokens configured)"
         if not ctx.service.console.tokens

@@ -1,5 +1,4 @@
-"""Governance rules every watched model must meet: an owner, a purpose, cost metadata, budgets.
-"""
+"""Governance rules every watched model must meet: an owner, a purpose, cost metadata, budgets."""
 
 from __future__ import annotations
 

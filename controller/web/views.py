@@ -100,13 +100,9 @@ def fleet_rows(
     latest = store.fleet(names)
     if decision is not None:
         names = [n for n in names if n in latest and latest[n].action == decision]
-    checks = store.latest_check_summaries(names)
     retrains = store.last_retrains()
     spend = store.spend_by_scope([month_of(now)])
-    rows = [
-        _fleet_row(fleet, name, latest.get(name), checks.get(name), retrains.get(name), spend, month_of(now))
-        for name in names
-    ]
+    rows = [_fleet_row(fleet, name, latest.get(name), retrains.get(name), spend, month_of(now)) for name in names]
     rows.sort(key=lambda r: (-(r.loss_per_day or 0.0), -(r.net_value or 0.0), r.model))
     return rows
 
@@ -115,13 +111,12 @@ def _fleet_row(
     fleet: Fleet,
     name: str,
     d: FleetRecord | None,
-    check: Any,
     retrain: Any,
     spend: Mapping[tuple[str, str], float],
     month: str,
 ) -> FleetRow:
     cfg = fleet.models[name]
-    n = d.numbers if d else {}
+    n = (d.numbers if d else None) or {}
     return FleetRow(
         model=name,
         team=cfg.team,
@@ -129,7 +124,7 @@ def _fleet_row(
         registered_model=cfg.registered_model,
         version=d.version if d else None,
         decision=d.action if d else None,
-        reasons=list(d.reasons) if d else [],
+        reasons=list((d.reasons if d else None) or []),
         summary=d.summary if d else None,
         source=d.signal_source if d else None,
         decided_at=d.decided_at if d else None,
@@ -145,7 +140,7 @@ def _fleet_row(
         monthly_budget=fleet.budgets.get(name),
         last_retrain_at=retrain.created_at if retrain else None,
         last_retrain_state=retrain.state if retrain else None,
-        last_check_status=check.status if check else None,
+        last_check_status=d.check_status if d else None,
         currency=fleet.currency(name),
     )
 
@@ -220,10 +215,9 @@ def model_page(fleet: Fleet, store: Store, name: str, now: datetime, limit: int 
     cfg = fleet.models[name]
     month = month_of(now)
     latest = store.fleet([name]).get(name)
-    check = store.latest_check_summaries([name]).get(name)
     retrain_rows = store.retrains(name, limit=50)
     spend = store.spend_by_scope([month])
-    row = _fleet_row(fleet, name, latest, check, retrain_rows[0] if retrain_rows else None, spend, month)
+    row = _fleet_row(fleet, name, latest, retrain_rows[0] if retrain_rows else None, spend, month)
     decision = store.latest_decision(name)
     newest = store.newest_signals(name)
     signals = newest[1] if newest else {}
@@ -430,7 +424,7 @@ def savings_report(fleet: Fleet, store: Store) -> SavingsReport:
         span = spans[name]
         days = (span.last - span.first).total_seconds() / 86400.0
         spent = costs.get(name, [])
-        estimate = _finite(latest[name].numbers.get("retrain_cost")) if name in latest else None
+        estimate = _finite((latest[name].numbers or {}).get("retrain_cost")) if name in latest else None
         per_retrain = sum(spent) / len(spent) if spent else estimate
         periodic_n = int(days // period)
         periodic = None if per_retrain is None else periodic_n * per_retrain

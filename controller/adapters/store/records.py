@@ -90,20 +90,22 @@ class ModelSnapshot:
 
 
 class FleetRecord(NamedTuple):
-    """A model's newest decision with the figures of the check that made it (see ``Store.fleet``)."""
+    """A model's newest decision with the figures of the check that made it, and the status of its
+    newest check (which may have failed since): see ``Store.fleet``."""
 
     model: str
     version: str | None
-    action: str
-    reasons: list[str]
-    summary: str
-    numbers: dict[str, Any]
-    signal_source: str
-    decided_at: datetime
+    action: str | None
+    reasons: list[str] | None
+    summary: str | None
+    numbers: dict[str, Any] | None
+    signal_source: str | None
+    decided_at: datetime | None
     metric: str | None
     metric_value: float | None
     metric_baseline: float | None
     drift_share: float | None
+    check_status: str | None
 
 
 class TimelinePoint(NamedTuple):

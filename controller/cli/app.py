@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from controller.cli import backtest, config, console, demo, drift, models, performance, service
+from controller.cli import backtest, config, demo, drift, models, performance, service
 from controller.errors import GiveUp, RetryLater, UserError
 
 ENTRY_POINTS = "retrainctl.commands"
@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (demo, models, config, drift, performance, backtest, service, console):
+for module in (demo, models, config, drift, performance, backtest, service):
     module.register(app)
 for plugin in entry_points(group=ENTRY_POINTS):
     plugin.load()(app)

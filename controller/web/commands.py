@@ -1,14 +1,25 @@
-"""``retrainctl serve`` (the web console) and ``retrainctl console token`` (a new bearer token)."""
+"""``retrainctl serve`` (the web console) and ``retrainctl console token`` (a new bearer token).
+
+Added to ``retrainctl`` through the ``retrainctl.commands`` entry point, as the workers' commands
+are: the command line and the console sit side by side and neither imports the other. Like every
+command module, this one imports only Typer, Rich and the standard library until a command runs.
+"""
 
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from controller.cli.common import ConfigOpt, console
 from controller.errors import UserError
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="controller.yaml (default: $RETRAIN_CONFIG or configs/controller.yaml)"),
+]
 
 ROLES = ("viewer", "owner", "admin")
 
@@ -34,7 +45,9 @@ def serve(
         if not ctx.service.console.tokens
         else f"{len(ctx.service.console.tokens)} token(s)"
     )
-    console().print(f"console on http://{host}:{port}/ ({len(ctx.models)} model(s), {mode}); API reference at /api")
+    Console(highlight=False, soft_wrap=True).print(
+        f"console on http://{host}:{port}/ ({len(ctx.models)} model(s), {mode}); API reference at /api"
+    )
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
     except OSError as exc:
@@ -65,6 +78,7 @@ def token(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``console token`` to ``retrainctl`` (the ``retrainctl.commands`` entry point)."""
     app.command()(serve)
     group = typer.Typer(help="The web console's tokens.", no_args_is_help=True)
     group.command("token")(token)

@@ -1,4 +1,5 @@
-"""Test doubles: in-memory twins of the adapters."""
+"""Test doubles: in-memory twins of the adapters.
+"""
 
 from __future__ import annotations
 

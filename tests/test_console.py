@@ -207,6 +207,8 @@ def test_model_api_and_history(store: Store) -> None:
     history = c.get("/api/models/credit/history", params={"limit": 3}).json()
     assert [h["status"] for h in history] == ["done", "done", "done"] and history[-1]["action"] == "TRIGGER"
     assert c.get("/api/models/nope").status_code == 404
+    missing = c.get("/models/nope")
+    assert missing.status_code == 404 and "unknown model" in missing.text
     assert c.get("/api/models/credit/history", params={"limit": 0}).status_code == 422
 
 

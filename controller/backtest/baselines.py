@@ -1,4 +1,5 @@
-"""The fixed policies the controller is compared with: never, periodic, drift-only, perf-threshold."""
+"""The fixed policies the controller is compared with: never, periodic, drift-only, perf-threshold.
+"""
 
 from __future__ import annotations
 

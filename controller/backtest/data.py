@@ -1,4 +1,5 @@
-"""The backtest's input: a labelled table in time order, validated and cut into chunks; its settings."""
+"""The backtest's input: a labelled table in time order, validated and cut into chunks; its settings.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The error matrix: every candidate model fitted once and scored on every chunk it could serve."""
+"""The error matrix: every candidate model fitted once and scored on every chunk it could serve.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The backtest's plot: each policy's cost over time."""
+"""The backtest's plot: each policy's cost over time.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What a retrain schedule costs on an error matrix, and the cheapest schedule in hindsight (the oracle)."""
+"""What a retrain schedule costs on an error matrix, and the cheapest schedule in hindsight (the oracle).
+"""
 
 from __future__ import annotations
 

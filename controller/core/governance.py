@@ -1,4 +1,5 @@
-"""Governance rules every watched model must meet: an owner, a purpose, cost metadata, budgets."""
+"""Governance rules every watched model must meet: an owner, a purpose, cost metadata, budgets.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What the store hands out: light records of a model's history, read in one transaction."""
+"""What the store hands out: light records of a model's history, read in one transaction.
+"""
 
 from __future__ import annotations
 

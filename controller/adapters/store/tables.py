@@ -1,4 +1,5 @@
-"""The audit store's tables (SQLAlchemy models); the schema itself is made by the migrations."""
+"""The audit store's tables (SQLAlchemy models); the schema itself is made by the migrations.
+"""
 
 from __future__ import annotations
 

@@ -86,6 +86,9 @@ def load(url: str, models: int, checks: int, columns: int, now: datetime) -> flo
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
+        # The history is consistent by construction; checking 500,000 foreign keys one trigger call
+        # each would take most of the load (a superuser setting, as the test database's owner has).
+        cur.execute("SET session_replication_role = replica")
         start = now - timedelta(hours=6 * checks)
         check_id = 0
         with cur.copy(  # type: ignore[attr-defined]

@@ -127,6 +127,14 @@ class TimelinePoint(NamedTuple):
     loss_per_day: float | None
 
 
+class LastRetrain(NamedTuple):
+    """When a model's newest retrain was created and its state (see ``Store.last_retrains``)."""
+
+    model: str
+    created_at: datetime
+    state: str
+
+
 class RetrainCost(NamedTuple):
     """What one retrain cost: its estimate and, once billed, its actual cost (see ``Store.retrain_costs``)."""
 

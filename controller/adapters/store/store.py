@@ -32,6 +32,7 @@ from controller.adapters.store.records import (
     CheckSpan,
     CheckSummary,
     FleetRecord,
+    LastRetrain,
     ModelSnapshot,
     RetrainCost,
     TimelinePoint,
@@ -736,12 +737,15 @@ class Store:
             ).first()
         return None if row is None else (int(row[0]), dict(row[1] or {}))
 
-    def last_retrains(self) -> dict[str, RetrainRow]:
-        """Every model's newest retrain (one ``GROUP BY``: a retrain table holds few rows per model)."""
+    def last_retrains(self) -> dict[str, LastRetrain]:
+        """Every model's newest retrain: when and its state (one ``GROUP BY``: a retrain table holds
+        few rows per model; two columns, not row objects, which cost more to make than the query)."""
         with self._reading() as conn:
             newest = sa.select(sa.func.max(RetrainRow.id)).group_by(RetrainRow.model)
-            rows = _rows_as(RetrainRow, conn.execute(sa.select(_table(RetrainRow)).where(RetrainRow.id.in_(newest))))
-        return {r.model: r for r in rows}
+            rows = conn.execute(
+                sa.select(RetrainRow.model, RetrainRow.created_at, RetrainRow.state).where(RetrainRow.id.in_(newest))
+            )
+            return {model: LastRetrain(model, at, state) for model, at, state in rows}
 
     def spend_by_scope(self, months: Sequence[str]) -> dict[tuple[str, str], float]:
         """``(scope, month) -> spent`` of the budgets of ``months`` (``model:x``, ``team:y``)."""

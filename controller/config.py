@@ -241,6 +241,46 @@ class CostsConfig(_Strict):
         return v
 
 
+class ConsoleToken(_Strict):
+    """One bearer token of the console, stored as the SHA-256 of the token (never the token itself)."""
+
+    name: str = Field(..., min_length=1, max_length=200, description="Recorded as the author of its actions.")
+    role: Literal["viewer", "owner", "admin"]
+    team: str | None = Field(None, description="The team whose models an owner token may act on.")
+    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the token.")
+
+    @model_validator(mode="after")
+    def _owner_has_team(self) -> ConsoleToken:
+        if self.role == "owner" and not self.team:
+            raise ValueError(f"token {self.name!r}: an owner token needs the team whose models it may act on")
+        return self
+
+
+class ConsoleSettings(_Strict):
+    """``retrainctl serve``: the web console, its JSON API and ``/metrics``."""
+
+    tokens: list[ConsoleToken] = Field(
+        default_factory=list, description="Bearer tokens (as hashes); none: the console is read-only."
+    )
+    mlflow_ui_url: str | None = Field(
+        None, description="Where people open the MLflow UI, for links to versions and reports."
+    )
+    metrics_public: bool = Field(True, description="/metrics without a token (Prometheus scrapes it).")
+    metrics_per_model: bool = Field(False, description="Also export per-model gauges (bounded by metrics_max_models).")
+    metrics_max_models: int = Field(200, ge=1, description="At most this many models get per-model series.")
+    savings_period_days: float = Field(
+        7.0, gt=0, description="The periodic schedule the Savings page compares the controller with."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> ConsoleSettings:
+        names = [t.name for t in self.tokens]
+        hashes = [t.sha256 for t in self.tokens]
+        if len(set(names)) != len(names) or len(set(hashes)) != len(hashes):
+            raise ValueError("token names and hashes must be unique (an action is recorded under the name)")
+        return self
+
+
 class ServiceConfig(_Strict):
     """``configs/controller.yaml``."""
 
@@ -285,6 +325,12 @@ class ServiceConfig(_Strict):
         description="With ``cache_dir``: up to this many MB of decoded copies of the Parquet files checks read "
         "(in ``<cache_dir>/files``), memory-mapped by every process of the machine while the file is unchanged; "
         "the copies read least recently are removed first. 0: decode every read.",
+    )
+    console: ConsoleSettings = ConsoleSettings()
+    mlflow_history: bool = Field(
+        False,
+        description="Also log each check's drift share, metric and loss per day as metrics of a monitoring "
+        "run per model version in MLflow (through the outbox).",
     )
     source_file: str | None = Field(None, exclude=True)
 

@@ -224,6 +224,10 @@ def run_demo(config: Path, workdir: Path, out: Console) -> None:
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{db} --port 5000   # then open http://127.0.0.1:5000"
     )
     out.print("and the audit trail: .venv/bin/retrainctl status ; .venv/bin/retrainctl history credit-risk")
+    out.print(
+        f"and the console on the demo's store: .venv/bin/retrainctl serve --config {config}"
+        "   # then open http://127.0.0.1:8080"
+    )
 
 
 SPIKE_DAY = datetime(2026, 11, 12, tzinfo=UTC)

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from controller.adapters.registry.base import Baseline, TrainingRecord, VersionInfo, changed_tags
+from controller.adapters.registry.base import Baseline, MonitoringPoint, TrainingRecord, VersionInfo, changed_tags
 from controller.adapters.trainers import sklearn_classifier
 from controller.errors import GiveUp
 
@@ -22,6 +22,7 @@ class InMemoryRegistry:
         self.reports: dict[str, dict[str, bytes]] = {}
         self.tag_writes = 0
         self.runs_started = 0
+        self.monitoring: dict[str, list[MonitoringPoint]] = {}  # 'name/version' -> points logged
 
     def _model(self, name: str) -> dict[str, Any]:
         if name not in self.models:
@@ -93,6 +94,10 @@ class InMemoryRegistry:
         run_id = f"check-{name}-{check_id}"
         self.reports[run_id] = dict(files)
         return run_id
+
+    def log_monitoring(self, name: str, version: str, points: Sequence[MonitoringPoint]) -> str:
+        self.monitoring.setdefault(f"{name}/{version}", []).extend(points)
+        return f"monitoring-{name}-{version}"
 
     def local_path(self, what: str, name: str, version: str, extra: tuple[Any, ...] = ()) -> Path | None:
         return None  # nothing to cache: everything is in memory already

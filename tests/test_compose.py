@@ -41,8 +41,8 @@ def resolve_click(group: Any, args: list[str]) -> Any:
 
 
 def test_every_service_is_there_with_a_health_check() -> None:
-    assert {"redis", "postgres", "mlflow", "worker", "beat", "controller"} <= set(SERVICES)
-    for name in ("redis", "postgres", "mlflow", "worker", "beat"):
+    assert {"redis", "postgres", "mlflow", "worker", "beat", "controller", "web"} <= set(SERVICES)
+    for name in ("redis", "postgres", "mlflow", "worker", "beat", "web"):
         assert "test" in SERVICES[name].get("healthcheck", {}), f"{name} has no health check"
 
 
@@ -57,7 +57,7 @@ def test_every_image_is_pinned() -> None:
 
 def test_our_image_is_built_from_the_dockerfile_with_pinned_base() -> None:
     ours = [n for n, s in SERVICES.items() if s["image"].startswith(OUR_IMAGE)]
-    assert set(ours) == {"mlflow", "controller", "worker", "beat"}
+    assert set(ours) == {"mlflow", "controller", "worker", "beat", "web"}
     assert all(SERVICES[n].get("build") == "." for n in ours)
     dockerfile = (ROOT / "Dockerfile").read_text()
     (base,) = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.M)
@@ -77,7 +77,7 @@ def test_every_retrainctl_command_exists_with_its_options() -> None:
             args = argv(svc["command"])[1:]
             resolve_click(group, args)
             seen.add(args[0])
-    assert {"worker", "beat", "status"} <= seen
+    assert {"worker", "beat", "status", "serve"} <= seen
 
 
 def test_the_mlflow_server_command_exists_with_a_postgres_backend() -> None:
@@ -96,7 +96,7 @@ def test_health_checks_of_our_image_run_real_things() -> None:
     assert worker.startswith("celery -A workers.app inspect ping")
     app_module = importlib.import_module("workers.app")
     assert app_module.app.main == "retrain"
-    for name in ("mlflow", "beat"):
+    for name in ("mlflow", "beat", "web"):
         test = argv(SERVICES[name]["healthcheck"]["test"])
         assert test[:3] == ["CMD", "python", "-c"]
         compile(test[3], f"{name} healthcheck", "exec")
@@ -113,3 +113,51 @@ def test_services_reach_each_other_by_name_and_secrets_come_from_the_environment
     assert (ROOT / init).is_file()
     for name in ("worker", "beat"):
         assert "redis" in SERVICES[name]["depends_on"]
+
+
+def _exported_metric_names(tmp_path: Path) -> set[str]:
+    """Every sample name the console's /metrics and the workers' counters export."""
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from controller.adapters.store.store import Store
+    from controller.config import ServiceConfig
+    from controller.reactors.context import Context
+    from controller.web.app import create_app
+    from tests.fakes import InMemoryRegistry
+
+    store = Store(f"sqlite:///{tmp_path / 'audit.db'}")
+    store.migrate()
+    service = ServiceConfig(cache_dir=None, team_budgets={"risk": 100.0})
+    text = (
+        TestClient(create_app(Context(service, {}, store, InMemoryRegistry()), run_check=lambda m, k: None))
+        .get("/metrics")
+        .text
+    )
+    store.dispose()
+    families = list(text_string_to_metric_families(text))
+    # a labelled counter shows no sample before its first count: its samples will be <name>_total
+    return {s.name for f in families for s in f.samples} | {f.name + "_total" for f in families if f.type == "counter"}
+
+
+def test_monitoring_files_name_metrics_that_exist_and_targets_that_run(tmp_path: Path) -> None:
+    import json
+
+    exported = _exported_metric_names(tmp_path)
+    rules = yaml.safe_load((ROOT / "docker" / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    assert {"RetrainOutboxDeadLetters", "RetrainChecksFailing", "RetrainTeamBudgetNearlySpent"} <= alerts
+    dashboard = json.loads((ROOT / "docker" / "grafana-dashboard.json").read_text())
+    exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\bretrain_[a-z_]+", e)}
+    assert used and used <= exported, f"not exported: {sorted(used - exported)}"
+    scrape = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())
+    assert scrape["rule_files"] == ["alerts.yml"]
+    targets = {t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    web, worker = argv(SERVICES["web"]["command"]), argv(SERVICES["worker"]["command"])
+    assert targets == {
+        f"web:{web[web.index('--port') + 1]}",
+        f"worker:{worker[worker.index('--metrics-port') + 1]}",
+    }
+    assert SERVICES["worker"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from controller.adapters.store.store import Store
-from controller.cli.app import run
+from controller.cli import run
 from controller.config import CostsConfig
 from controller.errors import DataError
 from controller.reactors.context import Context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,3 +67,46 @@ def test_run_once_reports_a_failed_check_and_exits_1(
     (check,) = store.checks("churn")
     assert check.status == "failed" and check.request_key and check.request_key.startswith("sched:churn:")
     store.dispose()
+
+
+def test_worker_metrics_port_adds_up_the_pool_processes() -> None:
+    """``--metrics-port``: the counters of the worker and of the processes it forks, served added up."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = (
+        "import os, time\n"
+        "import controller.cli  # the command group first, as retrainctl loads it\n"
+        "from workers.commands import export_metrics\n"
+        f"export_metrics({port})\n"
+        "from controller.reactors.metrics import CHECKS\n"
+        "CHECKS.labels('done').inc()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    CHECKS.labels('done').inc(2)\n"
+        "    CHECKS.labels('failed').inc()\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    samples = {
+        (s.name, tuple(s.labels.items())): s.value for f in text_string_to_metric_families(text) for s in f.samples
+    }
+    assert samples[("retrain_checks_total", (("outcome", "done"),))] == 3
+    assert samples[("retrain_checks_total", (("outcome", "failed"),))] == 1

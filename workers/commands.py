@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ import typer
 from controller.cli.common import ConfigOpt
 from controller.errors import UserError
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LogOpt = Annotated[str, typer.Option("--loglevel", "-l", help="Celery log level.")]
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -58,6 +60,10 @@ def worker(
         int, typer.Option("--threads", min=1, help="Compute threads per worker process (numpy, pyarrow).")
     ] = 1,
     loglevel: LogOpt = "INFO",
+    metrics_port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Serve Prometheus metrics of every worker process on this port (0: off)."),
+    ] = 0,
 ) -> None:
     """Run a Celery worker for checks, retrains and outbox delivery."""
     from workers.app import QUEUES
@@ -67,6 +73,8 @@ def worker(
     if unknown or not wanted:
         raise UserError(f"--queues: unknown queue(s) {', '.join(unknown) or '(none)'}; use {', '.join(QUEUES)}")
     level = _prepare(config, loglevel, migrate=True)
+    if metrics_port:
+        export_metrics(metrics_port)
     from workers.app import THREADS_ENV
     from workers.app import app as celery_app
 
@@ -75,6 +83,32 @@ def worker(
     if hostname:
         argv += ["-n", hostname]
     celery_app.worker_main(argv)
+
+
+def export_metrics(port: int) -> None:
+    """Serve the counters of this process and of every pool process it forks, added up.
+
+    prometheus_client keeps each process's values in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh
+    temporary folder unless set) when that variable is set before it is first imported, which is
+    why this runs before the worker imports its tasks; values a previous run left there are
+    removed first, as the client's documentation asks."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+    else:
+        folder = tempfile.mkdtemp(prefix="retrain-metrics-")
+        os.environ[MULTIPROC_ENV] = folder
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=folder)
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:
+        raise UserError(f"--metrics-port: cannot listen on port {port}: {exc.strerror or exc}") from None
 
 
 def beat(

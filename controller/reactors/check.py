@@ -35,6 +35,7 @@ from controller.reactors import readings
 from controller.reactors.baseline import features_of, metric_on, primary_metric
 from controller.reactors.context import Context
 from controller.reactors.costs import month_cost, months_over_value, running_cost
+from controller.reactors.metrics import counted_check
 from controller.signals import state as signal_state
 from controller.signals.levels import Assessment
 from detectors.drift import DriftOptions, detect_drift
@@ -140,6 +141,7 @@ def decision_tags(decision: Decision, signals: Signals, now: datetime) -> dict[s
     }
 
 
+@counted_check
 def run_check(
     ctx: Context, model_name: str, request_key: str | None = None, now: datetime | None = None
 ) -> CheckOutcome:
@@ -288,6 +290,8 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
         snapshot.latest_decision, decision, version.version, cfg.notify.digest_hours
     )
     outbox = _decision_outbox(cfg, version, decision, signals, check_id, now, extra_tags, with_tags)
+    if ctx.service.mlflow_history:
+        outbox.append(history_item(cfg, version.version, decision, signals, check_id, now))
     decision_id, retrain_id = store.finish_check(
         check_id,
         version.version,
@@ -363,6 +367,19 @@ def _decision_outbox(
         if with_tags
         else [("webhook", f"webhook:check:{check_id}", event)]
     )
+
+
+def history_item(
+    cfg: ModelConfig, version: str, decision: Decision, signals: Signals, check_id: int, now: datetime
+) -> tuple[str, str, dict[str, Any]]:
+    """The outbox item that appends this check to the version's monitoring run in MLflow
+    (``mlflow_history``): its drift share, metric and loss per day, delivered in batches."""
+    values = {"drift_share": signals.drift_share, "loss_per_day": decision.numbers.loss_per_day}
+    if signals.current is not None:
+        values[f"{signals.metric}_{signals.source}"] = signals.current
+    metrics = {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
+    payload = {"name": cfg.registered_model, "version": version, "at": now.isoformat(), "step": check_id}
+    return "mlflow_metrics", f"metrics:check:{check_id}", {**payload, "metrics": metrics}
 
 
 def tags_due(previous: DecisionRow | None, decision: Decision, version: str, refresh_hours: float) -> bool:

@@ -1,4 +1,4 @@
-"""Deliver the outbox: MLflow tags and owner webhooks, retried until they succeed.
+"""Deliver the outbox: MLflow tags, monitoring metrics and owner webhooks, retried until they succeed.
 
 Decisions are committed to the store together with their outbox items; this module sends them
 afterwards, so an MLflow or receiver outage delays a tag or a webhook but never loses it.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ import httpx
 import sqlalchemy as sa
 
 from controller.adapters import webhooks
+from controller.adapters.registry.base import MonitoringPoint
 from controller.adapters.store.store import Store
 from controller.adapters.store.tables import OutboxRow
 from controller.config import ModelConfig, ServiceConfig
@@ -43,6 +44,7 @@ DIGEST_TYPES = frozenset({"retrain.deferred"})
 
 class TagWriter(Protocol):
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> int: ...
+    def log_monitoring(self, name: str, version: str, points: Sequence[MonitoringPoint]) -> str: ...
 
 
 class DeliveryContext(Protocol):
@@ -106,8 +108,13 @@ def deliver_outbox(ctx: DeliveryContext, now: datetime | None = None, limit: int
     report = DeliveryReport()
     if not items:
         return report
+    history = [item for item in items if item.kind == "mlflow_metrics"]
+    if history:
+        report += _deliver_history(ctx, history, now)
     with httpx.Client(follow_redirects=False) as client:
         for item in items:
+            if item.kind == "mlflow_metrics":
+                continue
             if item.kind == "mlflow_tags":
                 report += _deliver_tags(ctx, item, now)
             elif item.kind == "webhook":
@@ -150,6 +157,39 @@ def _deliver_tags(ctx: DeliveryContext, item: OutboxRow, now: datetime) -> Deliv
     ctx.store.record_notification(item.id, item.model, "mlflow_tags", target, item.attempts + 1, True, None, None)
     ctx.store.outbox_delivered(item.id, now)
     return DeliveryReport(delivered=1, tags_written=int(written))
+
+
+def _deliver_history(ctx: DeliveryContext, items: list[OutboxRow], now: datetime) -> DeliveryReport:
+    """Checks' figures for the versions' monitoring runs in MLflow: one batch per version."""
+    by_version: dict[tuple[str, str], list[OutboxRow]] = {}
+    for item in items:
+        by_version.setdefault((str(item.payload["name"]), str(item.payload["version"])), []).append(item)
+    report = DeliveryReport()
+    for (name, version), batch in by_version.items():
+        points = [
+            MonitoringPoint(
+                datetime.fromisoformat(str(i.payload["at"])),
+                int(i.payload["step"]),
+                {str(k): float(v) for k, v in (i.payload.get("metrics") or {}).items()},
+            )
+            for i in batch
+        ]
+        target = f"mlflow:{name}/{version}"
+        try:
+            ctx.registry.log_monitoring(name, version, points)
+        except Exception as exc:  # any registry failure is one failed attempt of every item in the batch
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            for i in batch:
+                ctx.store.record_notification(
+                    i.id, i.model, "mlflow_metrics", target, i.attempts + 1, False, None, error
+                )
+                report += _fail(ctx, i, error, now, permanent=isinstance(exc, GiveUp))
+            continue
+        for i in batch:
+            ctx.store.record_notification(i.id, i.model, "mlflow_metrics", target, i.attempts + 1, True, None, None)
+            ctx.store.outbox_delivered(i.id, now)
+        report += DeliveryReport(delivered=len(batch))
+    return report
 
 
 def _deliver_webhook(ctx: DeliveryContext, client: httpx.Client, item: OutboxRow, now: datetime) -> DeliveryReport:

@@ -27,6 +27,7 @@ from controller.errors import GiveUp, RetryLater
 from controller.reactors.baseline import build_baseline, features_of, metric_on, primary_metric
 from controller.reactors.check import CHALLENGER
 from controller.reactors.context import Context
+from controller.reactors.metrics import counted_retrain
 from detectors.performance import higher_is_better
 from detectors.profile import ReferenceProfile
 
@@ -42,6 +43,7 @@ class RetrainOutcome:
 
 
 # the retrain
+@counted_retrain
 def run_retrain(ctx: Context, retrain_id: int) -> RetrainOutcome:
     """Train a challenger, evaluate it against the champion, promote it only if it is better."""
     store = ctx.store

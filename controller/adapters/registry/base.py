@@ -6,8 +6,9 @@ The MLflow implementation is :mod:`controller.adapters.registry.mlflow`; tests u
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +55,15 @@ class TrainingRecord:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MonitoringPoint:
+    """One check's figures, appended to the version's monitoring run (``mlflow_history``)."""
+
+    at: datetime
+    step: int
+    metrics: dict[str, float]
+
+
 class Registry(Protocol):
     def resolve(self, name: str, alias: str) -> VersionInfo: ...
     def find_alias(self, name: str, alias: str) -> VersionInfo | None: ...
@@ -68,6 +78,7 @@ class Registry(Protocol):
     def set_alias(self, name: str, alias: str, version: str) -> None: ...
     def training_hours(self, name: str, limit: int = 20) -> list[float]: ...
     def log_check_report(self, name: str, version: str, check_id: int, files: Mapping[str, bytes]) -> str: ...
+    def log_monitoring(self, name: str, version: str, points: Sequence[MonitoringPoint]) -> str: ...
     def attach_baseline(self, name: str, version: str, baseline: Baseline) -> str: ...
     def local_path(self, what: str, name: str, version: str, extra: tuple[Any, ...] = ()) -> Path | None: ...
 

@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -37,6 +37,7 @@ from controller.adapters.registry.base import (
     BASELINE_DIR,
     BASELINE_RUN_TAG,
     Baseline,
+    MonitoringPoint,
     TrainingRecord,
     VersionInfo,
     changed_tags,
@@ -90,6 +91,7 @@ class MlflowRegistry:
         # A version's model and baseline never change either: with ``cache_dir``, the first
         # process of a machine to fetch them from MLflow leaves a copy that the others load.
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._monitoring_runs: dict[str, str] = {}  # 'name/version' -> its monitoring run
 
     def _cached(self, key: tuple[str, ...], fetch: Callable[[], T]) -> T:
         hit = self._recent.get(key)
@@ -414,6 +416,40 @@ class MlflowRegistry:
         self._call(lambda: self.client.set_terminated(run.info.run_id))
         return str(run.info.run_id)
 
+    def log_monitoring(self, name: str, version: str, points: Sequence[MonitoringPoint]) -> str:
+        """Append checks' figures as metrics of the version's monitoring run (one per version, made on
+        first use), in one ``log_batch`` call: the MLflow UI charts them over time."""
+        from mlflow.entities import Metric
+
+        key = f"{name}/{version}"
+        run_id = self._monitoring_runs.get(key)
+        if run_id is None:
+            experiment_id = self._call(lambda: self._experiment_id(f"{self.experiment}-monitoring"))
+            found = self._call(
+                lambda: self.client.search_runs(
+                    [experiment_id], filter_string=f"tags.`retrain.monitoring` = '{_quoted(key)}'", max_results=1
+                )
+            )
+            if found:
+                run_id = str(found[0].info.run_id)
+            else:
+                run = self._call(
+                    lambda: self.client.create_run(
+                        experiment_id,
+                        run_name=f"monitoring-{name}-v{version}",
+                        tags={"retrain.monitoring": key, "retrain.model": name, "retrain.version": version},
+                    )
+                )
+                run_id = str(run.info.run_id)
+            self._monitoring_runs[key] = run_id
+        metrics = [
+            Metric(k, float(v), int(p.at.timestamp() * 1000), p.step) for p in points for k, v in p.metrics.items()
+        ]
+        for at in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics per batch
+            chunk = metrics[at : at + 1000]
+            self._call(partial(self.client.log_batch, run_id, metrics=chunk))
+        return run_id
+
     # helpers --------------------------------------------------------------------------------
     def _log_baseline(self, baseline: Baseline) -> None:
         import mlflow
@@ -504,3 +540,8 @@ def _local_sqlite(uri: str) -> str:
 def _param(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:500]
+
+
+def _quoted(text: str) -> str:
+    """``text`` inside single quotes of an MLflow search filter."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")

@@ -93,3 +93,68 @@ class ModelSnapshot:
             if c.metric == metric and c.metric_value is not None and (version is None or c.version == version)
         ]
         return list(reversed(points[:limit]))
+
+
+class FleetRecord(NamedTuple):
+    """A model's newest decision with the figures of the check that made it, and the status of its
+    newest check (which may have failed since): see ``Store.fleet``."""
+
+    model: str
+    version: str | None
+    action: str | None
+    reasons: list[str] | None
+    summary: str | None
+    numbers: dict[str, Any] | None
+    signal_source: str | None
+    decided_at: datetime | None
+    metric: str | None
+    metric_value: float | None
+    metric_baseline: float | None
+    drift_share: float | None
+    check_status: str | None
+
+
+class TimelinePoint(NamedTuple):
+    """One check of a model's timeline, with its decision when it made one (see ``Store.timeline``)."""
+
+    check_id: int
+    started_at: datetime
+    status: str
+    version: str | None
+    metric: str | None
+    metric_value: float | None
+    metric_source: str | None
+    metric_baseline: float | None
+    metric_low: float | None
+    metric_high: float | None
+    drift_share: float | None
+    action: str | None
+    loss_per_day: float | None
+
+
+class LastRetrain(NamedTuple):
+    """When a model's newest retrain was created and its state (see ``Store.last_retrains``)."""
+
+    model: str
+    created_at: datetime
+    state: str
+
+
+class RetrainCost(NamedTuple):
+    """What one retrain cost: its estimate and, once billed, its actual cost (see ``Store.retrain_costs``)."""
+
+    model: str
+    created_at: datetime
+    state: str
+    cost_estimate: float | None
+    actual_cost: float | None
+    cost_anomaly: bool
+
+
+class CheckSpan(NamedTuple):
+    """How long a model has been checked (see ``Store.check_spans``)."""
+
+    model: str
+    first: datetime
+    last: datetime
+    checks: int

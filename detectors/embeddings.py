@@ -48,6 +48,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.spatial import distance as scipy_distance
 
+from detectors.domain import random_aucs
 from detectors.sketch import reduce_like, reduce_numbers
 from detectors.stattests import Sample, get_stattest
 
@@ -432,9 +433,8 @@ def model_score(ref: np.ndarray, cur: np.ndarray, bootstrap: bool, quantile: flo
     auc = float(roc_auc_score(y_test, clf.predict_proba(x_test)[:, 1]))
     if not bootstrap:
         return auc, float("nan")
-    # evidently seeds numpy's global generator with 0..99; RandomState(i) draws the same numbers
-    randoms = [roc_auc_score(y_test, np.random.RandomState(i).rand(len(y_test))) for i in range(N_BOOTSTRAP)]
-    return auc, float(np.percentile(randoms, 100 * quantile))
+    # evidently seeds numpy's global generator with 0..99 before each random classifier
+    return auc, float(np.percentile(random_aucs(y_test, range(N_BOOTSTRAP)), 100 * quantile))
 
 
 def ratio_score(profile: EmbeddingProfile, current: np.ndarray, options: EmbeddingOptions) -> float:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from detectors.domain import random_aucs
 from detectors.sketch import reduce_numbers
 from detectors.stattests import Sample
 
@@ -264,8 +265,5 @@ def _domain_classifier(ref: Sequence[str], cur: Sequence[str]) -> tuple[float, n
 
 def _random_auc_percentile(y_test: np.ndarray, p_value: float, iter_num: int = 1000, seed: int = 42) -> float:
     """Evidently's percentile of random classifiers' AUCs (its global-seed draws, replayed)."""
-    from sklearn.metrics import roc_auc_score
-
     seeds = np.random.RandomState(seed).randint(0, iter_num * 10, size=iter_num)
-    values = [roc_auc_score(y_test, np.random.RandomState(s).rand(len(y_test))) for s in seeds]
-    return float(np.percentile(values, 100 * (1 - p_value)))
+    return float(np.percentile(random_aucs(y_test, seeds), 100 * (1 - p_value)))

@@ -276,7 +276,7 @@ def detect_drift(
     window = as_window(current)
     embeddings = _embeddings_to_check(profile, options)
     texts = [t for t in profile.texts if options.text is None or t.column in options.text]
-    skip = {c for e in embeddings for c in e.columns} | {t.column for t in texts}
+    skip = {c for e in profile.embeddings for c in e.columns} | {t.column for t in profile.texts}
     names = [n for n in _columns_to_check(profile, window.frame, options) if n not in skip]
     results = [_safe_column(name, profile, window, options) for name in names]
     text_results = []

@@ -196,15 +196,31 @@ def embedding_matrix(frame: pd.DataFrame | Any, columns: Sequence[str], name: st
     return matrix if keep.all() else matrix[keep]
 
 
+def looks_like_vectors(series: pd.Series) -> bool:
+    """A column of lists or arrays of numbers (a Parquet list column read by pandas), judged on its
+    first non-null value.
+
+    >>> looks_like_vectors(pd.Series([None, [0.1, 0.2]])), looks_like_vectors(pd.Series(["a b"]))
+    (True, False)
+    """
+    if not pd.api.types.is_object_dtype(series.dtype):
+        return False
+    present = series.dropna().iloc[:1]
+    if len(present) == 0 or not isinstance(present.iloc[0], list | tuple | np.ndarray):
+        return False
+    first = np.asarray(present.iloc[0])
+    return first.ndim == 1 and len(first) > 0 and np.issubdtype(first.dtype, np.number)
+
+
 def _stack_lists(series: pd.Series, where: str) -> np.ndarray:
     values = series.to_numpy(dtype=object)
     rows = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not rows:
         return np.empty((0, 0))
-    try:
-        lengths = {len(v) for v in rows}
-    except TypeError:
-        raise ValueError(f"{where}: holds {type(rows[0]).__name__} values, not lists of numbers") from None
+    odd = next((v for v in rows if not isinstance(v, list | tuple | np.ndarray)), None)
+    if odd is not None:
+        raise ValueError(f"{where}: holds {type(odd).__name__} values, not lists of numbers")
+    lengths = {len(v) for v in rows}
     if len(lengths) > 1:
         raise ValueError(f"{where}: vectors of different lengths {sorted(lengths)[:5]}")
     try:

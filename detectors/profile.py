@@ -43,6 +43,7 @@ from detectors.embeddings import (
     EmbeddingProfile,
     build_embedding_profile,
     embedding_matrix,
+    looks_like_vectors,
     resolve_columns,
 )
 from detectors.sketch import sketch_sample
@@ -402,7 +403,8 @@ def build_profile(
     ``sample_rows`` whole rows (drawn without replacement, seeded) are kept as well, for the
     multivariate domain-classifier check, which needs rows; 0 keeps none.
     ``embeddings`` names embeddings (a list column, columns, or a prefix glob each, see
-    :func:`~detectors.embeddings.resolve_columns`); ``text`` names free-text columns, None
+    :func:`~detectors.embeddings.resolve_columns`); a list column of numbers that no spec names is
+    an embedding of its own name. ``text`` names free-text columns, None
     recognises them (:func:`~detectors.text.looks_like_text`), ``()`` takes none. Their columns
     are profiled as embeddings and texts, not as columns.
     Raises ``KeyError`` naming a requested column that the data does not have, ``ValueError`` for
@@ -415,7 +417,12 @@ def build_profile(
     cat = set(categorical)
     emb_profiles = []
     used: set[str] = set()
-    for emb_name, spec in (embeddings or {}).items():
+    specs: dict[str, str | Sequence[str]] = dict(embeddings or {})
+    named = {c for spec in specs.values() for c in ([spec] if isinstance(spec, str) else spec)}
+    for n in names:  # a list column named by no spec is an embedding of its own name
+        if str(n) not in named and str(n) not in specs and looks_like_vectors(reference[n]):
+            specs[str(n)] = str(n)
+    for emb_name, spec in specs.items():
         cols = resolve_columns(reference.columns, spec, emb_name)
         matrix = embedding_matrix(reference, cols, emb_name)
         emb_profiles.append(build_embedding_profile(emb_name, cols, matrix, len(reference) - len(matrix),

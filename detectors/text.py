@@ -12,8 +12,8 @@ seeded sample of as many current texts.
 
 **Descriptors** (:func:`descriptors`), checked as numeric columns named ``<column>.<descriptor>``:
 ``length`` (characters), ``oov_share`` (share of words, split as evidently's OOV descriptor splits
-them, that the reference never used: the vocabulary is the reference's own, since evidently's
-English word list needs a download), ``non_letter_share`` (share of characters that are neither
+them, outside the reference's vocabulary: its words used at least twice, since evidently's English
+word list needs a download), ``non_letter_share`` (share of characters that are neither
 letters nor spaces, as evidently's non-letter descriptor counts them). A null text has no
 descriptors (a null in each).
 """
@@ -54,10 +54,17 @@ def words_of(text: str) -> list[str]:
     return [w.lower() for w in _NOT_WORD.sub("", text).split()]
 
 
-def vocabulary_of(texts: Iterable[str], size: int = DEFAULT_VOCABULARY) -> tuple[str, ...]:
-    """The ``size`` most frequent words of ``texts`` (ties in alphabetical order), sorted."""
+def vocabulary_of(texts: Iterable[str], size: int = DEFAULT_VOCABULARY, min_count: int = 2) -> tuple[str, ...]:
+    """The ``size`` most frequent words of ``texts`` used at least ``min_count`` times (ties in
+    alphabetical order), sorted. Words used once are left out, so that the reference's own texts
+    have out-of-vocabulary words too (its rare words) and the descriptor has a distribution to
+    compare with, not a column of zeros.
+
+    >>> vocabulary_of(["the cat sat", "the dog sat", "a bird"])
+    ('sat', 'the')
+    """
     counts = Counter(w for t in texts for w in words_of(t))
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
+    top = sorted(((w, n) for w, n in counts.items() if n >= min_count), key=lambda kv: (-kv[1], kv[0]))[:size]
     return tuple(sorted(w for w, _ in top))
 
 

@@ -61,7 +61,7 @@ def test_a_fixed_threshold_is_evidentlys_absolute_test() -> None:
 
 
 def test_descriptors() -> None:
-    vocab = vocabulary_of(["The cat sat.", "the dog"])
+    vocab = vocabulary_of(["The cat sat.", "the dog"], min_count=1)
     assert vocab == ("cat", "dog", "sat", "the")
     assert words_of("Don't stop-me now!") == ["dont", "stopme", "now"]
     d = descriptors(pd.Series(["the cat", "a bird, 2 birds", "", None]), vocab)

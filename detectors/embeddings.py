@@ -530,3 +530,32 @@ def _mmd_bootstrap(profile: EmbeddingProfile, n: int, quantile: float) -> float:
             - 2.0 * kxy.sum() / (x_size * y_size)
         )
     return float(np.percentile(values, 100 * quantile))
+
+
+def linear_probe(
+    x: np.ndarray, y: np.ndarray, task: Literal["classification", "regression"], folds: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Out-of-fold predictions of a linear model of ``y`` on the embeddings ``x`` alone (logistic
+    regression for classes, with their probabilities; ridge for numbers): how much of a target an
+    embedding carries, as a model refitted on it would read it.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(300, 4))
+    >>> pred, proba = linear_probe(x, (x[:, 0] > 0).astype(int), "classification")
+    >>> float((pred == (x[:, 0] > 0)).mean()) > 0.9, proba.shape
+    (True, (300, 2))
+    """
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(x, dtype=np.float64)
+    if task == "classification":
+        _, counts = np.unique(y, return_counts=True)
+        splits = StratifiedKFold(min(folds, int(counts.min())), shuffle=True, random_state=seed)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        proba = cross_val_predict(clf, x, y, cv=splits, method="predict_proba")
+        return np.unique(y)[proba.argmax(axis=1)], proba
+    reg = make_pipeline(StandardScaler(), Ridge())
+    return cross_val_predict(reg, x, y, cv=KFold(folds, shuffle=True, random_state=seed)), None

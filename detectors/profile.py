@@ -307,11 +307,18 @@ class ReferenceProfile:
     row_sample: pd.DataFrame | None = field(default=None, repr=False)
     embeddings: tuple[EmbeddingProfile, ...] = ()
     texts: tuple[TextProfile, ...] = ()
+    order: tuple[str, ...] = ()
     _bytes: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.column_profiles)
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        """Every reference column profiled, in the reference's order: the columns, and those read as
+        embeddings and texts (a model's inputs, when its config does not list them)."""
+        return self.order or self.columns
 
     @property
     def kinds(self) -> dict[str, Kind]:
@@ -442,7 +449,8 @@ def build_profile(
         idx = np.sort(np.random.default_rng(seed).choice(len(reference), k, replace=False))
         rows = reference[names].iloc[idx].reset_index(drop=True)
         rows.columns = [str(c) for c in rows.columns]
-    return ReferenceProfile(len(reference), profiles, rows, tuple(emb_profiles), texts)
+    order = tuple(str(c) for c in reference.columns if c in set(names) | used) if used else ()
+    return ReferenceProfile(len(reference), profiles, rows, tuple(emb_profiles), texts, order)
 
 
 def profile_column(
@@ -510,6 +518,7 @@ def _serialize(profile: ReferenceProfile) -> bytes:
         "rows": rows,
         "embeddings": [_embedding_entry(e, put) for e in profile.embeddings],
         "texts": [_text_entry(t, put) for t in profile.texts],
+        "order": list(profile.order),
     }
     header = json.dumps(parts, sort_keys=True, allow_nan=False).encode()
     payload = struct.pack("<Q", len(header)) + header + b"".join(blobs)
@@ -649,7 +658,8 @@ def _deserialize(data: bytes) -> ReferenceProfile:
     # format 1 had neither embeddings nor texts
     embeddings = tuple(_embedding_of(e, get) for e in header.get("embeddings", ()))
     texts = tuple(_text_of(t, get) for t in header.get("texts", ()))
-    return ReferenceProfile(header["n_rows"], tuple(cols), row_sample, embeddings, texts)
+    order = tuple(header.get("order", ()))
+    return ReferenceProfile(header["n_rows"], tuple(cols), row_sample, embeddings, texts, order)
 
 
 def merge_profiles(

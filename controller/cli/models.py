@@ -1,4 +1,5 @@
-"""``retrainctl check``, ``status``, ``history``, ``audit``, ``baseline``, ``approve`` and ``veto``."""
+"""``retrainctl check``, ``status``, ``history``, ``audit``, ``baseline``, ``approve``, ``veto`` and
+``validate-component``."""
 
 from __future__ import annotations
 
@@ -213,9 +214,11 @@ def history(
 
 
 def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Inventory of every watched model; exits 1 when one breaks a governance rule (a CI/CD gate)."""
+    """Inventory of every watched model and the shared components they use; exits 1 when a model
+    breaks a governance rule (a CI/CD gate)."""
     from controller.core.governance import governance_violations
     from controller.reactors.check import owner_of
+    from controller.reactors.dependents import component_inventory
 
     ctx = context(config)
     now = ctx.clock()
@@ -253,8 +256,9 @@ def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             }
         )
     broken = [r for r in rows if r["violations"]]
+    components = component_inventory(ctx)
     if as_json:
-        print(json.dumps({"models": rows, "compliant": not broken}, indent=2))
+        print(json.dumps({"models": rows, "compliant": not broken, "components": components}, indent=2))
     else:
         t = Table(title="Model inventory")
         for col in ("model", "owner", "purpose", "infra", "training data", "updates", "spend / budget", "violations"):
@@ -273,8 +277,53 @@ def audit(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         c = console()
         c.print(t)
         c.print(f"{len(broken)} of {len(rows)} model(s) break a governance rule" if broken else "all models compliant")
+        if components:
+            c.print(_components_table(components))
     if broken:
         raise typer.Exit(1)
+
+
+def _components_table(components: list[dict[str, Any]]) -> Table:
+    """Shared components and the models built on them: one cause behind several models shows here."""
+    t = Table(title="Shared components")
+    for col in ("component", "newest", "marked", "model", "in use", "upstream", "verdict on its window"):
+        t.add_column(col, overflow="fold")
+    for comp in components:
+        marked = {True: "yes", False: "[red]no tag[/]", None: "[red]not found[/]"}[comp["marked"]]
+        for i, d in enumerate(comp["dependents"]):
+            first = i == 0
+            t.add_row(comp["component"] if first else "", f"v{comp['newest'] or '-'}" if first else "",
+                      marked if first else "", d["model"], f"v{d['in_use']}", d["upstream"] or "-",
+                      d["summary"] or d["verdict"] or "-")  # fmt: skip
+    return t
+
+
+def validate_component_command(
+    component: Annotated[str, typer.Argument(help="The component's registered model name.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every model that uses COMPONENT now: each validates its newest version on its own window."""
+    from controller.reactors.dependents import validate_component
+    from controller.reactors.outbox import deliver_outbox
+
+    ctx = context(config)
+    outcomes = validate_component(ctx, component)
+    deliver_outbox(ctx)
+    rows = []
+    for o in outcomes:
+        record: dict[str, Any] = next((r for r in o.signals.get("components", []) if r["component"] == component), {})
+        validation = record.get("validation") or {}
+        rows.append({"model": o.model, "check_id": o.check_id, "skipped": o.skipped, "status": record.get("status"),
+                     "verdict": validation.get("verdict"), "summary": validation.get("summary") or
+                     validation.get("message")})  # fmt: skip
+    if as_json:
+        print(json.dumps({"component": component, "dependents": rows}, indent=2))
+        return
+    c = console()
+    for r in rows:
+        what = "already checked for this version" if r["skipped"] else r["summary"] or r["status"]
+        c.print(f"[bold]{r['model']}[/] (check {r['check_id']}): {r['verdict'] or '-'}: {what}")
 
 
 def baseline(
@@ -340,3 +389,4 @@ def veto(
 def register(app: typer.Typer) -> None:
     for command in (check, status, history, audit, baseline, approve, veto):
         app.command()(command)
+    app.command("validate-component")(validate_component_command)

@@ -36,6 +36,7 @@ from controller.core.forecasts import decay_rate, regime_days, regime_remaining
 from controller.core.policy import PolicyConfig
 from controller.errors import DataError, GiveUp, UserError
 from controller.reactors.baseline import _positive, _proba_for_metrics, features_of, metric_on, primary_metric
+from controller.reactors.components import component_outbox, component_signals
 from controller.reactors.context import Context
 from detectors.decay import decay_signal, select_current
 from detectors.drift import DriftOptions, detect_drift
@@ -489,7 +490,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     profile = ctx.profile(baseline)
     window = load_window(cfg, now, categories=True, cache=ctx.file_cache)
     rows = window.rows
-    features = features_of(cfg, profile.columns)
+    features = features_of(cfg, profile.all_columns)
     metric = primary_metric(cfg)
     # Everything the check reads about the model's past, in one transaction.
     snapshot = store.model_snapshot(cfg.name, cfg.team, now, metric=metric, history_limit=500)
@@ -547,6 +548,10 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
                 ref_pred = ctx.prediction_profile(cfg.registered_model, version.version, baseline, options)
                 pdrift = detect_drift(ref_pred, pd.DataFrame({"prediction": pred}), options)
                 signals_extra["prediction_drift"] = pdrift.to_dict()["columns"][0]
+    if cfg.uses:
+        signals_extra["components"] = component_signals(
+            ctx, cfg, version, window, features, metric, signals_extra.get("drift")
+        )
     signals = Signals(
         metric=metric,
         baseline=perf["baseline"],
@@ -603,6 +608,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
         snapshot.latest_decision, decision, version.version, cfg.notify.digest_hours
     )
     outbox = _decision_outbox(cfg, version, decision, signals, check_id, now, extra_tags, with_tags)
+    outbox += component_outbox(cfg, version, signals_extra.get("components", []), check_id, now)
     decision_id, retrain_id = store.finish_check(
         check_id,
         version.version,

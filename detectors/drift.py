@@ -142,6 +142,12 @@ class DriftOptions(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _native_for_embeddings(self) -> DriftOptions:
+        if self.engine == "evidently" and (self.embeddings or self.text):
+            raise ValueError("embeddings and text are checked by the native engine: use engine 'native'")
+        return self
+
+    @model_validator(mode="after")
     def _tests_fit_kinds(self) -> DriftOptions:
         for kind, name in self.per_type_stattest.items():
             if kind not in STATTESTS[name].kinds:

@@ -39,6 +39,8 @@ class BacktestConfig:
     error_cost: float
     label_delay: int = 0
     model: ModelKind = "logistic"
+    embeddings: tuple[tuple[str, str], ...] = ()
+    """(name, spec) pairs: groups of feature columns the drift policies test as one embedding each."""
 
     def __post_init__(self) -> None:
         if self.chunk_rows < 1:

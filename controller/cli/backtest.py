@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from controller.errors import UserError
+from controller.cli.common import embedding_specs
+from controller.errors import DataError, UserError
 
 if TYPE_CHECKING:
     from controller.backtest.pricing import BacktestResult
@@ -74,19 +75,30 @@ def backtest(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     plot_to: Annotated[Path | None, typer.Option("--plot", help="Write cumulative cost per policy to a PNG.")] = None,
+    embeddings: Annotated[
+        list[str] | None,
+        typer.Option("--embeddings", help="NAME=SPEC: feature columns (a,b or a glob emb_*) drift-tested as one."),
+    ] = None,
 ) -> None:
     """Replay a labelled history under every retraining policy and compare their costs with the oracle."""
     from controller.backtest import run_backtest
     from controller.backtest.data import BacktestConfig, ModelKind, load_table, prepare
     from controller.backtest.plot import plot
+    from detectors.embeddings import resolve_columns
 
     if model not in ("logistic", "hgb"):
         raise UserError(f"--model must be logistic or hgb, got {model!r}")
     kind: ModelKind = "logistic" if model == "logistic" else "hgb"
-    cfg = BacktestConfig(chunk_rows, initial_chunks, window, retrain_cost, error_cost, label_delay, kind)
+    specs = tuple(embedding_specs(embeddings).items())
+    cfg = BacktestConfig(chunk_rows, initial_chunks, window, retrain_cost, error_cost, label_delay, kind, specs)
     pol = load_policy(policy)
     cats = [c.strip() for c in (categorical or "").split(",") if c.strip()]
     stream = prepare(load_table(data), target, chunk_rows, time, cats)
+    for name, spec in specs:
+        try:
+            resolve_columns(stream.features.columns, spec, name)
+        except ValueError as exc:
+            raise DataError(f"--embeddings: {exc}") from None
     err = Console(stderr=True)
     with Progress(
         TextColumn("fitting and scoring candidate models"),

@@ -55,3 +55,16 @@ def parse_time(text: str, option: str = "--now") -> datetime:
     except ValueError:
         raise UserError(f"{option}: not an ISO time: {text!r} (e.g. 2026-11-28T12:00:00+00:00)") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def embedding_specs(values: list[str] | None) -> dict[str, str]:
+    """``NAME=SPEC`` flags as a mapping; a malformed or repeated name is a user error."""
+    specs: dict[str, str] = {}
+    for value in values or []:
+        name, sep, spec = value.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise UserError(f"--embeddings: expected NAME=SPEC (a list column, columns a,b or a glob), got {value!r}")
+        if name.strip() in specs:
+            raise UserError(f"--embeddings: {name.strip()!r} named twice")
+        specs[name.strip()] = spec.strip()
+    return specs

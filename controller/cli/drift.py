@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from controller.cli.common import embedding_specs
 from controller.errors import DataError, UserError
 
 if TYPE_CHECKING:
@@ -33,19 +34,6 @@ def _split(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _embedding_specs(values: list[str] | None) -> dict[str, str]:
-    """``NAME=SPEC`` flags as a mapping; a malformed or repeated name is a user error."""
-    specs: dict[str, str] = {}
-    for value in values or []:
-        name, sep, spec = value.partition("=")
-        if not sep or not name.strip() or not spec.strip():
-            raise UserError(f"--embeddings: expected NAME=SPEC (a list column, columns a,b or a glob), got {value!r}")
-        if name.strip() in specs:
-            raise UserError(f"--embeddings: {name.strip()!r} named twice")
-        specs[name.strip()] = spec.strip()
-    return specs
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -88,7 +76,7 @@ def drift_command(
     try:
         if (reference is None) == (profile is None):
             raise UserError("give exactly one of --reference or --profile")
-        specs = _embedding_specs(embeddings)
+        specs = embedding_specs(embeddings)
         try:
             options = DriftOptions(
                 engine=engine,
@@ -229,7 +217,7 @@ def profile_build(
     from detectors.profile import build_profile
 
     try:
-        specs = _embedding_specs(embeddings)
+        specs = embedding_specs(embeddings)
         df = read_frame(reference, "reference")
         try:
             prof = build_profile(df, categorical=_split(categorical) or (), columns=_split(columns),

@@ -103,10 +103,7 @@ def _validate(
         columns = resolve_columns(rows.columns, cfg.drift.embeddings[use.embedding], use.embedding)
     except ValueError as exc:
         return {**out, "status": "skipped", "message": str(exc)}
-    encoded = {
-        v: np.asarray(ctx.load_model(use.component, v).transform(rows[list(use.inputs)]), dtype=np.float64)
-        for v in (use.version, candidate)
-    }
+    encoded = {v: _encode(ctx.load_model(use.component, v), rows[list(use.inputs)]) for v in (use.version, candidate)}
     model = ctx.load_model(cfg.registered_model, version.version)
     values = {v: _metric_with(cfg, model, rows, columns, e, features, metric) for v, e in encoded.items()}
     y = rows[cfg.data.label_column].to_numpy()
@@ -128,6 +125,16 @@ def _validate(
         "verdict": verdict.action.value,
         "summary": verdict.summary,
     }
+
+
+def _encode(component: Any, inputs: pd.DataFrame) -> np.ndarray:
+    """A component version's output for the rows: ``transform`` (scikit-learn encoders), else
+    ``predict`` (an MLflow pyfunc model), as an (n, d) float array."""
+    method = component.transform if hasattr(component, "transform") else component.predict
+    out = np.asarray(method(inputs))
+    if out.dtype == object:  # one vector per row
+        out = np.stack([np.asarray(v, dtype=np.float64) for v in out])
+    return np.asarray(out, dtype=np.float64).reshape(len(inputs), -1)
 
 
 def _metric_with(

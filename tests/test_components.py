@@ -2,7 +2,8 @@
 window (adopt, keep or retrain on top), and drift in the component's output shows on every
 dependent as an upstream cause.
 
-The component is made here: a linear encoder from six raw inputs to a 4-component embedding;
+The component is made here: a linear encoder from six raw inputs to a 4-component embedding (a
+scikit-learn model whose ``predict`` encodes, so that MLflow's sklearn flavour stores it);
 three watched models read the embedding (their label depends on it) and declare
 ``uses: [{component: enc, version: 1, embedding: e, inputs: [r0..r5]}]``.
 """
@@ -18,9 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.linear_model import LinearRegression
 from typer.testing import CliRunner
 
-from controller.adapters.registry.base import TrainingRecord
+from controller.adapters.registry.base import Baseline, Registry, TrainingRecord
+from controller.adapters.registry.mlflow import MlflowRegistry
 from controller.adapters.trainers import sklearn_classifier
 from controller.cli import app
 from controller.config import ModelConfig
@@ -42,29 +45,27 @@ MODELS = ("m1", "m2", "m3")
 W1 = np.random.default_rng(100).normal(size=(6, 4))
 
 
-class Encoder:
-    """A component version: raw inputs -> embedding, as an embedding model's ``transform``."""
-
-    def __init__(self, weights: np.ndarray) -> None:
-        self.weights = weights
-
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(frame.to_numpy(dtype=np.float64) @ self.weights)
+def Encoder(weights: np.ndarray) -> LinearRegression:
+    """A component version: raw inputs -> embedding, a linear map as a scikit-learn model whose
+    ``predict`` gives the embedding (MLflow stores and loads it with its sklearn flavour)."""
+    raw = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 6)), columns=RAW)
+    return LinearRegression(fit_intercept=False).fit(raw, raw.to_numpy() @ weights)
 
 
-def rows(n: int, start: Any, seed: int, encoder: Encoder, raw_shift: float = 0.0) -> pd.DataFrame:
+def rows(n: int, start: Any, seed: int, encoder: LinearRegression, raw_shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     raw = rng.normal(raw_shift, 1, size=(n, 6))
-    emb = Encoder(W1).transform(pd.DataFrame(raw))  # what the label depends on: the world, as v1 saw it
+    emb = Encoder(W1).predict(pd.DataFrame(raw, columns=RAW))  # what the label depends on: the world, as v1 saw it
     y = (rng.random(n) < 1 / (1 + np.exp(-(2.5 * emb[:, 0] - 2.0 * emb[:, 1])))).astype(int)
-    served = encoder.transform(pd.DataFrame(raw))  # what the pipeline wrote: the version in use
+    served = encoder.predict(pd.DataFrame(raw, columns=RAW))  # what the pipeline wrote: the version in use
     ts = [start + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 86400 * 7 - 1, n))]
     frame = pd.DataFrame({"id": np.arange(n) + seed * 1_000_000, "timestamp": ts, "label": y})
     return frame.assign(**{c: raw[:, i] for i, c in enumerate(RAW)}, **{c: served[:, i] for i, c in enumerate(EMB)})
 
 
-def setup(tmp_path: Path, week: pd.DataFrame, candidate: np.ndarray | None) -> Context:
-    """Three dependents of ``enc`` v1 (trained, registered); ``enc`` v2 = ``candidate`` as its champion."""
+def setup(tmp_path: Path, week: pd.DataFrame, candidate: np.ndarray | None, real_mlflow: bool = False) -> Context:
+    """Three dependents of ``enc`` v1 (trained, registered); ``enc`` v2 = ``candidate`` as its champion.
+    ``real_mlflow``: a local MLflow store (SQLite registry, file artifacts) instead of the in-memory twin."""
     (tmp_path / "data").mkdir()
     week.drop(columns="label").to_parquet(tmp_path / "data" / "current.parquet")
     week[["id", "label"]].to_parquet(tmp_path / "labels.parquet")
@@ -75,12 +76,15 @@ def setup(tmp_path: Path, week: pd.DataFrame, candidate: np.ndarray | None) -> C
     for name in MODELS[1:]:
         (tmp_path / "models" / f"{name}.yaml").write_text(yaml.safe_dump({**first, "name": name,
                                                                            "registered_model": name}))  # fmt: skip
-    registry = InMemoryRegistry()
+    registry: Registry = InMemoryRegistry()
+    if real_mlflow:
+        registry = MlflowRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "artifacts"))
+    no_baseline = Baseline(None, None, {}, None)  # a component is not watched: it has no baseline
+    registry.log_version("enc", TrainingRecord(Encoder(W1), no_baseline, {}, {}, 60.0))
     registry.set_model_tags("enc", {"retrain.component": "true"})
-    registry.log_version("enc", TrainingRecord(Encoder(W1), None, {}, {}, 60.0))  # type: ignore[arg-type]
     registry.set_alias("enc", "champion", "1")
     if candidate is not None:
-        v2 = registry.log_version("enc", TrainingRecord(Encoder(candidate), None, {}, {}, 60.0))  # type: ignore[arg-type]
+        v2 = registry.log_version("enc", TrainingRecord(Encoder(candidate), no_baseline, {}, {}, 60.0))
         registry.set_alias("enc", "champion", v2.version)
     ctx = Context.from_config(path, registry=registry, clock=lambda: T0 + WEEK)
     ref = rows(4000, T0 - 2 * WEEK, seed=10, encoder=Encoder(W1))
@@ -98,10 +102,11 @@ def _validation(outcome: Any) -> dict[str, Any]:
     return dict(record["validation"])
 
 
-def test_a_new_component_version_reaches_every_dependent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("real_mlflow", [False, True], ids=["memory", "mlflow"])
+def test_a_new_component_version_reaches_every_dependent(tmp_path: Path, real_mlflow: bool) -> None:
     # v2 encodes the same information in another basis: every model reads it wrong as it is
     rotation = np.linalg.qr(np.random.default_rng(5).normal(size=(4, 4)))[0]
-    ctx = setup(tmp_path, rows(3000, T0, seed=11, encoder=Encoder(W1)), W1 @ rotation)
+    ctx = setup(tmp_path, rows(3000, T0, seed=11, encoder=Encoder(W1)), W1 @ rotation, real_mlflow)
     outcomes = validate_component(ctx, "enc")
     assert [o.model for o in outcomes] == list(MODELS)
     for o in outcomes:

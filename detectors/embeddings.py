@@ -205,7 +205,10 @@ def looks_like_vectors(series: pd.Series) -> bool:
     """
     if not pd.api.types.is_object_dtype(series.dtype):
         return False
-    present = series.dropna().iloc[:1]
+    # the head first: dropping the nulls of a long column copies it
+    present = series.iloc[:1024].dropna().iloc[:1]
+    if len(present) == 0:
+        present = series.dropna().iloc[:1]
     if len(present) == 0 or not isinstance(present.iloc[0], list | tuple | np.ndarray):
         return False
     first = np.asarray(present.iloc[0])

@@ -99,7 +99,9 @@ def looks_like_text(series: pd.Series, min_words: float = 4.0, min_distinct: flo
     """
     if not (pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)):
         return False
-    head = series.dropna().iloc[:1000]
+    head = series.iloc[:4000].dropna().iloc[:1000]  # the head first: dropping nulls copies a column
+    if len(head) == 0:
+        head = series.dropna().iloc[:1000]
     if len(head) == 0 or not all(isinstance(v, str) for v in head):
         return False
     mean_words = float(np.mean([len(v.split()) for v in head]))

@@ -80,7 +80,8 @@ def test_profile_with_embeddings_gives_the_same_json(files: dict[str, Path], tmp
         (["--embeddings", "v=nope_*"], "--embeddings: embedding 'v': no column matches 'nope_*'"),
         (["--embeddings", "v=x,y"], "--embeddings: embedding 'v': column(s) not in the data: y"),
         (["--embeddings", "v=vec", "--embedding-method", "pca"], "--embedding-method: Input should be"),
-        (["--embeddings", "v=vec", "--engine", "evidently"], "run on the native engine only"),
+        (["--embeddings", "v=vec", "--engine", "evidently"], "checked by the native engine: use engine 'native'"),
+        (["--embeddings", "v=vec", "--html", "out.html"], "run on the native engine only (no --html)"),
         (["--text", "nope"], "--text: unknown column(s) nope"),
     ],
 )

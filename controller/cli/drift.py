@@ -89,10 +89,13 @@ def drift_command(
             )
         except ValidationError as exc:
             first = exc.errors()[0]
+            message = first["msg"].removeprefix("Value error, ")
+            if not first["loc"]:  # a rule across options
+                raise UserError(f"--embeddings/--text: {message}") from None
             flag = {"embedding": "embedding-method"}.get(str(first["loc"][0]), str(first["loc"][0]))
-            raise UserError(f"--{flag}: {first['msg']}") from None
-        if (specs or text) and (engine == "evidently" or html is not None):
-            raise UserError("--embeddings and --text run on the native engine only (no --engine evidently, no --html)")
+            raise UserError(f"--{flag}: {message}") from None
+        if (specs or text) and html is not None:
+            raise UserError("--embeddings and --text run on the native engine only (no --html)")
         ref: pd.DataFrame | ReferenceProfile
         if profile is not None:
             if not profile.exists():

@@ -147,6 +147,34 @@ class NotifyConfig(_Strict):
     digest_hours: float = Field(24.0, ge=0, description="Repeat an unchanged DEFER at most this often.")
 
 
+class ComponentUse(_Strict):
+    """A shared component (an embedding model or base model) this model is built on.
+
+    The component is a registered model in MLflow marked with the tag ``retrain.component=true``.
+    Its ``alias`` points at its newest released version; when that is not ``version``, each check
+    of this model validates the new version on this model's own window (see
+    ``controller.reactors.components``).
+    """
+
+    component: str = Field(..., min_length=1, description="The component's registered model name.")
+    version: str = Field(..., min_length=1, description="The component version this model was trained on.")
+    alias: str = Field("champion", description="The component's alias that names its newest version.")
+    embedding: str | None = Field(
+        None, description="The embedding (a name in drift.embeddings) this component produces for this model."
+    )
+    inputs: list[str] = Field(
+        default_factory=list, description="Columns of this model's window the component reads (its input)."
+    )
+    tolerance: float = Field(
+        0.005, ge=0.0, description="Metric points a new version may cost this model and still be adopted."
+    )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v
+
+
 class ModelConfig(_Strict):
     """One watched model: ``configs/models/<name>.yaml``."""
 
@@ -175,12 +203,25 @@ class ModelConfig(_Strict):
     retire_on: datetime | None = Field(
         None, description="A planned retirement (UTC): a retrain's value counts only until then. None: open-ended."
     )
+    uses: list[ComponentUse] = Field(default_factory=list, description="Shared components this model is built on.")
     source_file: str | None = Field(None, exclude=True)
 
     @field_validator("retire_on")
     @classmethod
     def _utc(cls, v: datetime | None) -> datetime | None:
         return v if v is None or v.tzinfo else v.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _uses_fit(self) -> ModelConfig:
+        seen: set[str] = set()
+        for i, use in enumerate(self.uses):
+            if use.component in seen:
+                raise ValueError(f"uses.{i}: component {use.component!r} is listed twice")
+            seen.add(use.component)
+            if use.embedding is not None and use.embedding not in self.drift.embeddings:
+                known = ", ".join(self.drift.embeddings) or "none"
+                raise ValueError(f"uses.{i}.embedding: {use.embedding!r} is not in drift.embeddings (has: {known})")
+        return self
 
 
 class WebhookSettings(_Strict):

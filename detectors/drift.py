@@ -11,8 +11,15 @@ the share of drifted columns (among columns with a verdict) reaches ``drift_shar
 beyond evidently: Bonferroni or Benjamini-Hochberg correction across the p-value tests, and an
 effect-size floor (``min_effect``) below which no column counts as drifted.
 
+Embeddings (``embeddings``, tested by :mod:`detectors.embeddings`) and free-text columns (``text``,
+:mod:`detectors.text`) are checked beside the columns: each embedding and each text column's
+content test gives one verdict that counts in the dataset share like a column, and a text
+column's descriptors are checked as the numerical columns ``<column>.length``,
+``<column>.oov_share`` and ``<column>.non_letter_share``. Their source columns are not tested as
+columns.
+
 Errors: ``ValueError`` for options that do not fit the data (a test that does not accept the
-column's kind, a requested column found in neither window).
+column's kind, a requested column found in neither window, an embedding the profile lacks).
 """
 
 from __future__ import annotations
@@ -24,6 +31,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from detectors.embeddings import (
+    EmbeddingDrift,
+    EmbeddingProfile,
+    embedding_drift,
+    embedding_matrix,
+    resolve_columns,
+)
 from detectors.options import DriftOptions
 from detectors.profile import (
     ColumnProfile,
@@ -32,15 +46,16 @@ from detectors.profile import (
     CurrentWindow,
     ReferenceProfile,
     as_window,
-    bin_values,
     build_profile,
     dtype_family,
     infer_kind,
 )
+from detectors.sketch import bin_values
 from detectors.stattests import STATTESTS, Kind, Sample, StatTest, TestNotApplicable, get_stattest
 from detectors.stattests.base import aligned_counts, is_integer_column
 from detectors.stattests.registry import auto_stattest_name
 from detectors.stattests.wasserstein import Wasserstein
+from detectors.text import DESCRIPTORS, TextDrift, TextProfile, descriptors, text_drift
 
 Status = Literal["ok", "empty", "all_null", "constant", "missing_in_current", "new_in_current", "type_changed", "error"]
 
@@ -89,10 +104,13 @@ class DriftReport:
     drifted: bool
     columns: tuple[ColumnDrift, ...]
     engine: str = "native"
+    embeddings: tuple[EmbeddingDrift, ...] = ()
+    text: tuple[TextDrift, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly the ``--json`` shape: ``{"dataset": {...}, "columns": [...]}``."""
-        return {
+        """Exactly the ``--json`` shape: ``{"dataset": {...}, "columns": [...]}``, plus
+        ``"embeddings"`` and ``"text"`` lists when the check had any."""
+        out: dict[str, Any] = {
             "dataset": {
                 "drift_share": float(self.drift_share),
                 "n_drifted": int(self.n_drifted),
@@ -101,6 +119,11 @@ class DriftReport:
             },
             "columns": [c.to_dict() for c in self.columns],
         }
+        if self.embeddings:
+            out["embeddings"] = [e.to_dict() for e in self.embeddings]
+        if self.text:
+            out["text"] = [t.to_dict() for t in self.text]
+        return out
 
     def column(self, name: str) -> ColumnDrift:
         for c in self.columns:
@@ -138,8 +161,18 @@ def detect_drift(
     profile = _as_profile(reference, options)
     _check_overrides(profile, options)
     window = as_window(current)
-    names = _columns_to_check(profile, window.frame, options)
-    return finalize([_safe_column(name, profile, window, options) for name in names], options, engine="native")
+    embeddings = _embeddings_to_check(profile, options)
+    texts = [t for t in profile.texts if options.text is None or t.column in options.text]
+    skip = {c for e in profile.embeddings for c in e.columns} | {t.column for t in profile.texts}
+    names = [n for n in _columns_to_check(profile, window.frame, options) if n not in skip]
+    results = [_safe_column(name, profile, window, options) for name in names]
+    text_results = []
+    for t in texts:
+        drift, columns = _check_text(t, window, options)
+        text_results += [drift] if drift is not None else []
+        results += columns
+    emb_results = tuple(_check_embedding(e, window, options) for e in embeddings)
+    return finalize(results, options, engine="native", embeddings=emb_results, texts=tuple(text_results))
 
 
 def _as_profile(reference: pd.DataFrame | ReferenceProfile, options: DriftOptions) -> ReferenceProfile:
@@ -150,7 +183,56 @@ def _as_profile(reference: pd.DataFrame | ReferenceProfile, options: DriftOption
         columns = [c for c in options.columns if c in reference.columns]
     categorical = [c for c in options.categorical if c in reference.columns]
     # no row sample: it serves the multivariate check, never a column's test
-    return build_profile(reference, categorical=categorical, columns=columns, sample_rows=0)
+    return build_profile(reference, categorical=categorical, columns=columns, sample_rows=0,
+                         embeddings=options.embeddings, text=options.text)  # fmt: skip
+
+
+def _embeddings_to_check(profile: ReferenceProfile, options: DriftOptions) -> list[EmbeddingProfile]:
+    """The profile's embeddings, or the ones the options name (each must be in the profile)."""
+    if not options.embeddings:
+        return list(profile.embeddings)
+    kept = {e.name: e for e in profile.embeddings}
+    missing = [n for n in options.embeddings if n not in kept]
+    if missing:
+        raise ValueError(f"the reference profile has no embedding {', '.join(map(repr, missing))}: rebuild it "
+                         "with these embeddings")  # fmt: skip
+    return [kept[n] for n in options.embeddings]
+
+
+def _check_embedding(emb: EmbeddingProfile, window: CurrentWindow, options: DriftOptions) -> EmbeddingDrift:
+    method = options.embedding.method_for()
+    try:
+        # the current window must hold the columns the reference's embedding was read from
+        cols = resolve_columns(window.frame.columns, list(emb.columns), emb.name)
+        return embedding_drift(emb, embedding_matrix(window.frame, cols, emb.name), options.embedding)
+    except Exception as exc:  # one bad embedding must never stop the other checks
+        return EmbeddingDrift.failed(emb, method, f"{type(exc).__name__}: {exc}")
+
+
+def _check_text(
+    text: TextProfile, window: CurrentWindow, options: DriftOptions
+) -> tuple[TextDrift | None, list[ColumnDrift]]:
+    """The content test of one text column and its descriptors' column checks."""
+    names = [f"{text.column}.{d}" for d in DESCRIPTORS]
+    described = pd.DataFrame()
+    drift: TextDrift | None = None
+    if text.column in window.frame.columns:
+        series = window.frame[text.column]
+        try:
+            drift = text_drift(text, series, threshold=options.text_threshold)
+        except Exception as exc:  # as for a column: a status, and the other checks go on
+            drift = TextDrift.failed(text, f"{type(exc).__name__}: {exc}")
+        described = descriptors(series, text.vocabulary).set_axis(names, axis=1)
+    columns = tuple(
+        ColumnProfile(name, "numerical", "numeric", text.n_rows, nulls, sample, not math.isnan(lo), lo, hi,
+                      text.sketch_bins if not math.isnan(lo) else 0)
+        for name, nulls, sample, lo, hi in zip(names, text.descriptor_nulls, text.descriptor_samples,
+                                               text.descriptor_lo, text.descriptor_hi, strict=True)
+    )  # fmt: skip
+    sub = ReferenceProfile(text.n_rows, columns)
+    frame = CurrentWindow(described, keep=False)
+    no_override = options.model_copy(update={"columns": None})
+    return drift, [_safe_column(name, sub, frame, no_override) for name in names]
 
 
 def _check_overrides(profile: ReferenceProfile, options: DriftOptions) -> None:
@@ -323,8 +405,15 @@ def effect_size(ref: Sample, cur: Sample) -> float:
     return float(0.5 * np.abs(rc / ref.n - cc / cur.n).sum())
 
 
-def finalize(results: list[ColumnDrift], options: DriftOptions, engine: str) -> DriftReport:
-    """Apply the correction and the effect floor, then the dataset verdict."""
+def finalize(
+    results: list[ColumnDrift],
+    options: DriftOptions,
+    engine: str,
+    embeddings: tuple[EmbeddingDrift, ...] = (),
+    texts: tuple[TextDrift, ...] = (),
+) -> DriftReport:
+    """Apply the correction and the effect floor, then the dataset verdict (each embedding and
+    each text column's content test counts as one column)."""
     results = _apply_correction(results, options.correction)
     if options.min_effect > 0:
         results = [
@@ -332,11 +421,13 @@ def finalize(results: list[ColumnDrift], options: DriftOptions, engine: str) -> 
             for r in results
         ]
     verdicts = [r.drifted for r in results if r.drifted is not None]
+    verdicts += [e.drifted for e in embeddings if e.drifted is not None]
+    verdicts += [t.drifted for t in texts if t.drifted is not None]
     n_columns = len(verdicts)
     n_drifted = sum(verdicts)
     share = n_drifted / n_columns if n_columns else 0.0
     return DriftReport(share, n_drifted, n_columns, bool(n_columns and share >= options.drift_share),
-                       tuple(results), engine)  # fmt: skip
+                       tuple(results), engine, embeddings, texts)  # fmt: skip
 
 
 def _apply_correction(results: list[ColumnDrift], correction: str) -> list[ColumnDrift]:

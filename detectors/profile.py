@@ -10,8 +10,14 @@ that range kept exactly. Every sketched value moves by less than one bin width, 
 statistic, the normed Wasserstein distance and the binned tests move by at most about
 ``1 / sketch_bins`` (see docs/drift.md for the measured differences).
 
+Embeddings (:class:`~detectors.embeddings.EmbeddingProfile`: mean, per-component sketches and a
+row sample) and free-text columns (:class:`~detectors.text.TextProfile`: a sample of texts, the
+vocabulary and the descriptors' distributions) are kept beside the columns; their source columns
+are not profiled as columns.
+
 The serialized form (:meth:`ReferenceProfile.to_bytes`) is deterministic: the same data gives
-the same bytes, so :attr:`ReferenceProfile.content_hash` identifies the content.
+the same bytes, so :attr:`ReferenceProfile.content_hash` identifies the content. Format 2 added
+embeddings and text; format 1 files still load.
 
 Errors: :class:`ProfileFormatError` (a ``ValueError``) for bytes that are not a profile or come
 from an unknown format version.
@@ -23,8 +29,8 @@ import hashlib
 import json
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +38,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from detectors.embeddings import DEFAULT_SAMPLE_ROWS as EMBEDDING_SAMPLE_ROWS
+from detectors.embeddings import (
+    EmbeddingProfile,
+    build_embedding_profile,
+    embedding_matrix,
+    looks_like_vectors,
+    resolve_columns,
+)
+from detectors.sketch import sketch_sample
 from detectors.stattests.base import (
     Kind,
     Sample,
@@ -42,15 +57,14 @@ from detectors.stattests.base import (
     label_counts,
     plain_label,
 )
+from detectors.text import TextProfile, build_text_profile, looks_like_text
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _MAGIC = b"RCPROFILE\x00"
 DEFAULT_MAX_EXACT = 20_000
 DEFAULT_SKETCH_BINS = 1 << 14
 DEFAULT_SAMPLE_ROWS = 2000
-# quantiles bounding the sketch's bins: the tails outside them are kept exactly, so a long tail
-# cannot stretch the bins and blur the body of the distribution
-_SKETCH_QUANTILES = (0.001, 0.999)
 
 Family = Literal["numeric", "bool", "string", "datetime", "other"]
 
@@ -291,11 +305,20 @@ class ReferenceProfile:
     n_rows: int
     column_profiles: tuple[ColumnProfile, ...]
     row_sample: pd.DataFrame | None = field(default=None, repr=False)
+    embeddings: tuple[EmbeddingProfile, ...] = ()
+    texts: tuple[TextProfile, ...] = ()
+    order: tuple[str, ...] = ()
     _bytes: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.column_profiles)
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        """Every reference column profiled, in the reference's order: the columns, and those read as
+        embeddings and texts (a model's inputs, when its config does not list them)."""
+        return self.order or self.columns
 
     @property
     def kinds(self) -> dict[str, Kind]:
@@ -310,6 +333,18 @@ class ReferenceProfile:
 
     def column(self, name: str) -> ColumnProfile:
         return self._by_name[name]
+
+    def embedding(self, name: str) -> EmbeddingProfile:
+        for e in self.embeddings:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def text(self, column: str) -> TextProfile:
+        for t in self.texts:
+            if t.column == column:
+                return t
+        raise KeyError(column)
 
     def __contains__(self, name: object) -> bool:
         try:
@@ -366,18 +401,45 @@ def build_profile(
     sketch_bins: int = DEFAULT_SKETCH_BINS,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     seed: int = 0,
+    embeddings: Mapping[str, str | Sequence[str]] | None = None,
+    text: Sequence[str] | None = None,
+    embedding_sample_rows: int = EMBEDDING_SAMPLE_ROWS,
 ) -> ReferenceProfile:
     """Profile ``reference``: every column, or only ``columns``; ``categorical`` forces that kind.
 
     ``sample_rows`` whole rows (drawn without replacement, seeded) are kept as well, for the
     multivariate domain-classifier check, which needs rows; 0 keeps none.
-    Raises ``KeyError`` naming a requested column that the data does not have.
+    ``embeddings`` names embeddings (a list column, columns, or a prefix glob each, see
+    :func:`~detectors.embeddings.resolve_columns`); a list column of numbers that no spec names is
+    an embedding of its own name. ``text`` names free-text columns, None
+    recognises them (:func:`~detectors.text.looks_like_text`), ``()`` takes none. Their columns
+    are profiled as embeddings and texts, not as columns.
+    Raises ``KeyError`` naming a requested column that the data does not have, ``ValueError`` for
+    an embedding spec that does not fit the data.
     """
     names = list(reference.columns) if columns is None else list(columns)
-    missing = [c for c in [*names, *categorical] if c not in reference.columns]
+    missing = [c for c in [*names, *categorical, *(text or ())] if c not in reference.columns]
     if missing:
         raise KeyError(f"column(s) not in the reference data: {', '.join(map(str, missing))}")
     cat = set(categorical)
+    emb_profiles = []
+    used: set[str] = set()
+    specs: dict[str, str | Sequence[str]] = dict(embeddings or {})
+    named = {c for spec in specs.values() for c in ([spec] if isinstance(spec, str) else spec)}
+    for n in names:  # a list column named by no spec is an embedding of its own name
+        if str(n) not in named and str(n) not in specs and looks_like_vectors(reference[n]):
+            specs[str(n)] = str(n)
+    for emb_name, spec in specs.items():
+        cols = resolve_columns(reference.columns, spec, emb_name)
+        matrix = embedding_matrix(reference, cols, emb_name)
+        emb_profiles.append(build_embedding_profile(emb_name, cols, matrix, len(reference) - len(matrix),
+                                                    sample_rows=embedding_sample_rows, seed=seed))  # fmt: skip
+        used.update(cols)
+    if text is None:
+        text = [str(n) for n in names if n not in cat and n not in used and looks_like_text(reference[n])]
+    texts = tuple(build_text_profile(str(c), reference[c], seed=seed) for c in text)
+    used.update(text)
+    names = [n for n in names if n not in used]
     profiles = tuple(
         profile_column(str(n), reference[n], n in cat, max_exact=max_exact, sketch_bins=sketch_bins) for n in names
     )
@@ -387,7 +449,8 @@ def build_profile(
         idx = np.sort(np.random.default_rng(seed).choice(len(reference), k, replace=False))
         rows = reference[names].iloc[idx].reset_index(drop=True)
         rows.columns = [str(c) for c in rows.columns]
-    return ReferenceProfile(len(reference), profiles, rows)
+    order = tuple(str(c) for c in reference.columns if c in set(names) | used) if used else ()
+    return ReferenceProfile(len(reference), profiles, rows, tuple(emb_profiles), texts, order)
 
 
 def profile_column(
@@ -401,44 +464,6 @@ def profile_column(
         lo, hi, sketched = sketch_sample(sample, sketch_bins)
         return ColumnProfile(name, kind, family, len(series), n_null, sketched, True, lo, hi, sketch_bins)
     return ColumnProfile(name, kind, family, len(series), n_null, sample)
-
-
-def sketch_sample(sample: Sample, bins: int) -> tuple[float, float, Sample]:
-    """Bin a large numerical sample: the sketch's range, and the binned sample."""
-    cum = np.cumsum(sample.counts)
-    lo_rank, hi_rank = (np.ceil(q * sample.n) for q in _SKETCH_QUANTILES)
-    lo = float(sample.values[np.searchsorted(cum, lo_rank)])
-    hi = float(sample.values[min(np.searchsorted(cum, hi_rank), len(cum) - 1)])
-    binned = bin_values(sample.values, sample.counts, lo, hi, bins, sample.integer)
-    return lo, hi, replace(binned, distinct=sample.n_unique)
-
-
-def bin_values(
-    values: np.ndarray, weights: np.ndarray | None, lo: float, hi: float, bins: int, integer: bool
-) -> Sample:
-    """Values inside [lo, hi] become (bin mean, count) pairs; values outside are kept exactly."""
-    inside = (values >= lo) & (values <= hi)
-    x_in = values[inside]
-    w_in = None if weights is None else weights[inside]
-    scale = bins / (hi - lo) if hi > lo else 0.0
-    idx = np.minimum(((x_in - lo) * scale).astype(np.int64), bins - 1)
-    counts = np.bincount(idx, weights=w_in, minlength=bins)
-    sums = np.bincount(idx, weights=x_in if w_in is None else x_in * w_in, minlength=bins)
-    used = counts > 0
-    means = sums[used] / counts[used]
-    # a bin mean is within its bin, so means keep the bins' order; clip rounding at the edges
-    means = np.clip(means, lo, hi)
-    outside = values[~inside]
-    if weights is None:
-        out_vals, out_counts = np.unique(outside, return_counts=True)
-    else:
-        out_vals, out_counts = outside, weights[~inside]
-    all_vals = np.concatenate([means, out_vals])
-    all_counts = np.concatenate([counts[used].astype(np.int64), out_counts.astype(np.int64)])
-    order = np.argsort(all_vals, kind="stable")
-    merged_vals, inverse = np.unique(all_vals[order], return_inverse=True)
-    merged_counts = np.bincount(inverse, weights=all_counts[order]).astype(np.int64)
-    return Sample(merged_vals, merged_counts, "numerical", integer)
 
 
 def _serialize(profile: ReferenceProfile) -> bytes:
@@ -486,13 +511,103 @@ def _serialize(profile: ReferenceProfile) -> bytes:
             else:
                 labels = [None if pd.isna(v) else _json_label(plain_label(v)) for v in series.tolist()]
                 rows["columns"].append({"name": name, "labels": labels})
-    header = json.dumps(
-        {"format": FORMAT_VERSION, "n_rows": profile.n_rows, "columns": cols, "rows": rows},
-        sort_keys=True,
-        allow_nan=False,
-    ).encode()
+    parts = {
+        "format": FORMAT_VERSION,
+        "n_rows": profile.n_rows,
+        "columns": cols,
+        "rows": rows,
+        "embeddings": [_embedding_entry(e, put) for e in profile.embeddings],
+        "texts": [_text_entry(t, put) for t in profile.texts],
+        "order": list(profile.order),
+    }
+    header = json.dumps(parts, sort_keys=True, allow_nan=False).encode()
     payload = struct.pack("<Q", len(header)) + header + b"".join(blobs)
     return _MAGIC + struct.pack("<I", FORMAT_VERSION) + zlib.compress(payload, 1)
+
+
+Put = Callable[[np.ndarray], dict[str, Any]]
+Get = Callable[[dict[str, Any]], np.ndarray]
+
+
+def _samples_entry(samples: Sequence[Sample], put: Put) -> dict[str, Any]:
+    """Numerical samples as three arrays: their lengths, values and counts end to end."""
+    return {
+        "lengths": put(np.array([s.n_unique for s in samples], dtype=np.int64)),
+        "values": put(np.concatenate([s.values for s in samples]).astype(np.float64)),
+        "counts": put(np.concatenate([s.counts for s in samples]).astype(np.int64)),
+        "distinct": [s.distinct for s in samples],
+    }
+
+
+def _samples_of(entry: dict[str, Any], get: Get) -> tuple[Sample, ...]:
+    ends = np.cumsum(get(entry["lengths"]))
+    values = np.split(get(entry["values"]), ends[:-1])
+    counts = np.split(get(entry["counts"]), ends[:-1])
+    return tuple(Sample(v, c, "numerical", False, d) for v, c, d in zip(values, counts, entry["distinct"], strict=True))
+
+
+def _embedding_entry(e: EmbeddingProfile, put: Put) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "columns": list(e.columns),
+        "n_rows": e.n_rows,
+        "n_null": e.n_null,
+        "mean": put(e.mean.astype(np.float64)),
+        "components": _samples_entry(e.components, put),
+        "sketch_lo": put(e.sketch_lo.astype(np.float64)),
+        "sketch_hi": put(e.sketch_hi.astype(np.float64)),
+        "sketch_bins": e.sketch_bins,
+        "sample": put(e.sample.astype(np.float64)),
+        "sample_shape": list(e.sample.shape),
+        "bandwidth": put(e.bandwidth.astype(np.int64)),
+    }
+
+
+def _embedding_of(entry: dict[str, Any], get: Get) -> EmbeddingProfile:
+    return EmbeddingProfile(
+        entry["name"],
+        tuple(entry["columns"]),
+        entry["n_rows"],
+        entry["n_null"],
+        get(entry["mean"]),
+        _samples_of(entry["components"], get),
+        get(entry["sketch_lo"]),
+        get(entry["sketch_hi"]),
+        entry["sketch_bins"],
+        get(entry["sample"]).reshape(entry["sample_shape"]),
+        get(entry["bandwidth"]),
+    )
+
+
+def _text_entry(t: TextProfile, put: Put) -> dict[str, Any]:
+    return {
+        "column": t.column,
+        "n_rows": t.n_rows,
+        "n_null": t.n_null,
+        "texts": list(t.texts),
+        "vocabulary": list(t.vocabulary),
+        "descriptors": _samples_entry(t.descriptor_samples, put),
+        # NaN marks a descriptor kept exactly; JSON has no NaN, so an array carries the ranges
+        "ranges": put(np.array([t.descriptor_lo, t.descriptor_hi], dtype=np.float64)),
+        "sketch_bins": t.sketch_bins,
+        "descriptor_nulls": list(t.descriptor_nulls),
+    }
+
+
+def _text_of(entry: dict[str, Any], get: Get) -> TextProfile:
+    lo, hi = get(entry["ranges"]).reshape(2, -1)
+    return TextProfile(
+        entry["column"],
+        entry["n_rows"],
+        entry["n_null"],
+        tuple(entry["texts"]),
+        tuple(entry["vocabulary"]),
+        _samples_of(entry["descriptors"], get),
+        tuple(lo.tolist()),
+        tuple(hi.tolist()),
+        entry["sketch_bins"],
+        tuple(entry["descriptor_nulls"]),
+    )
 
 
 def _json_label(value: Any) -> Any:
@@ -504,8 +619,9 @@ def _deserialize(data: bytes) -> ReferenceProfile:
     if not data.startswith(_MAGIC):
         raise ProfileFormatError("not a reference profile (bad magic bytes)")
     (version,) = struct.unpack_from("<I", data, len(_MAGIC))
-    if version != FORMAT_VERSION:
-        raise ProfileFormatError(f"profile format {version} is not supported (this code reads {FORMAT_VERSION})")
+    if version not in _READABLE_VERSIONS:
+        readable = ", ".join(map(str, _READABLE_VERSIONS))
+        raise ProfileFormatError(f"profile format {version} is not supported (this code reads {readable})")
     try:
         payload = zlib.decompress(data[len(_MAGIC) + 4 :])
     except zlib.error as exc:
@@ -539,7 +655,11 @@ def _deserialize(data: bytes) -> ReferenceProfile:
         for e in header["rows"]["columns"]:
             frame[e["name"]] = get(e["numbers"]) if "numbers" in e else pd.Series(e["labels"], dtype=object)
         row_sample = pd.DataFrame(frame, index=pd.RangeIndex(header["rows"]["n"]))
-    return ReferenceProfile(header["n_rows"], tuple(cols), row_sample)
+    # format 1 had neither embeddings nor texts
+    embeddings = tuple(_embedding_of(e, get) for e in header.get("embeddings", ()))
+    texts = tuple(_text_of(t, get) for t in header.get("texts", ()))
+    order = tuple(header.get("order", ()))
+    return ReferenceProfile(header["n_rows"], tuple(cols), row_sample, embeddings, texts, order)
 
 
 def merge_profiles(
@@ -559,6 +679,9 @@ def merge_profiles(
     parts = list(parts)
     if not parts:
         raise ValueError("nothing to merge")
+    if any(p.embeddings or p.texts for p in parts):
+        # their row and text samples cannot be merged into a uniform sample either
+        raise ValueError("profiles with embeddings or text columns cannot be merged: build one profile")
     first = parts[0]
     merged: list[ColumnProfile] = []
     for c in first.column_profiles:

@@ -41,6 +41,8 @@ class BacktestConfig:
     model: ModelKind = "logistic"
     retire_at: int | None = None
     """A planned retirement at this chunk (the model config's ``retire_on``); None: open-ended."""
+    embeddings: tuple[tuple[str, str], ...] = ()
+    """(name, spec) pairs: groups of feature columns the drift policies test as one embedding each."""
 
     def __post_init__(self) -> None:
         if self.chunk_rows < 1:

@@ -93,7 +93,8 @@ def error_matrix(
         squares[s, s:] = (per_chunk**2).sum(axis=1)
         # the decision at t+1 looks at chunk t's inputs against the model serving at t
         for c in range(s, t_end - 1):
-            share, drifted = _drift(x_train, stream.features.iloc[stream.rows(c, c + 1)], stream, drift_threshold)
+            chunk = stream.features.iloc[stream.rows(c, c + 1)]
+            share, drifted = _drift(x_train, chunk, stream, drift_threshold, dict(cfg.embeddings))
             drift_share[s, c], dataset_drift[s, c] = share, drifted
         if progress is not None:
             progress(i + 1, len(starts))
@@ -107,7 +108,11 @@ def _fit(kind: ModelKind, stream: Stream, x: pd.DataFrame, y: np.ndarray, numeri
     return make_model(kind, stream.task, stream.categorical, numeric).fit(x, y)
 
 
-def _drift(reference: pd.DataFrame, current: pd.DataFrame, stream: Stream, threshold: float) -> tuple[float, bool]:
-    """Share of drifted columns and the dataset verdict of the service's drift detector."""
-    report = detect_drift(reference, current, DriftOptions(categorical=stream.categorical, drift_share=threshold))
+def _drift(
+    reference: pd.DataFrame, current: pd.DataFrame, stream: Stream, threshold: float, embeddings: dict[str, str]
+) -> tuple[float, bool]:
+    """Share of drifted columns and the dataset verdict of the service's drift detector (each
+    embedding counts as one column there, as in a check)."""
+    options = DriftOptions(categorical=stream.categorical, drift_share=threshold, embeddings=embeddings)
+    report = detect_drift(reference, current, options)
     return float(report.drift_share), bool(report.drifted)

@@ -12,8 +12,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from controller.cli.common import check_output, progress
-from controller.errors import UserError
+from controller.cli.common import check_output, embedding_specs, progress
+from controller.errors import DataError, UserError
 
 if TYPE_CHECKING:
     from controller.backtest.pricing import BacktestResult
@@ -78,16 +78,24 @@ def backtest(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     plot_to: Annotated[Path | None, typer.Option("--plot", help="Write cumulative cost per policy to a PNG.")] = None,
+    embeddings: Annotated[
+        list[str] | None,
+        typer.Option("--embeddings", help="NAME=SPEC: feature columns (a,b or a glob emb_*) drift-tested as one."),
+    ] = None,
 ) -> None:
     """Replay a labelled history under every retraining policy and compare their costs with the oracle."""
     from controller.backtest import run_backtest
     from controller.backtest.data import BacktestConfig, ModelKind, load_table, prepare
     from controller.backtest.plot import plot
+    from detectors.embeddings import resolve_columns
 
     if model not in ("logistic", "hgb"):
         raise UserError(f"--model must be logistic or hgb, got {model!r}")
     kind: ModelKind = "logistic" if model == "logistic" else "hgb"
-    cfg = BacktestConfig(chunk_rows, initial_chunks, window, retrain_cost, error_cost, label_delay, kind, retire_at)
+    specs = tuple(embedding_specs(embeddings).items())
+    cfg = BacktestConfig(
+        chunk_rows, initial_chunks, window, retrain_cost, error_cost, label_delay, kind, retire_at, specs
+    )
     pol = load_policy(policy)
     if plot_to is not None:  # before minutes of fitting, not after
         if plot_to.suffix.lower() != ".png":
@@ -96,6 +104,11 @@ def backtest(
     cats = [c.strip() for c in (categorical or "").split(",") if c.strip()]
     print(f"reading {data}", file=sys.stderr, flush=True)
     stream = prepare(load_table(data), target, chunk_rows, time, cats, task_rows=initial_chunks * chunk_rows)
+    for name, spec in specs:
+        try:
+            resolve_columns(stream.features.columns, spec, name)
+        except ValueError as exc:
+            raise DataError(f"--embeddings: {exc}") from None
     with progress("fitting and scoring candidate models") as report:
         result = run_backtest(stream, cfg, pol, report)
     if plot_to is not None:

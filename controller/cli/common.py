@@ -85,6 +85,17 @@ def progress(what: str) -> Iterator[Callable[[int, int], None]]:
     yield report
 
 
+LARGE_ROWS = 200_000
+"""Inputs of at least this many rows get a line on stderr per step of the work (seconds each)."""
+
+
+def step(message: str, rows: int | None = None) -> None:
+    """One line on stderr saying what a long command does next (only for large inputs when ``rows``
+    is given, so a quick run stays quiet)."""
+    if rows is None or rows >= LARGE_ROWS:
+        print(message, file=sys.stderr, flush=True)
+
+
 def check_output(path: Path, option: str) -> None:
     """Fail before the work when ``path`` could not be written (its folder missing, no permission)."""
     import os
@@ -118,3 +129,16 @@ def parse_time(text: str, option: str = "--now") -> datetime:
     except ValueError:
         raise UserError(f"{option}: not an ISO time: {text!r} (e.g. 2026-11-28T12:00:00+00:00)") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def embedding_specs(values: list[str] | None) -> dict[str, str]:
+    """``NAME=SPEC`` flags as a mapping; a malformed or repeated name is a user error."""
+    specs: dict[str, str] = {}
+    for value in values or []:
+        name, sep, spec = value.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise UserError(f"--embeddings: expected NAME=SPEC (a list column, columns a,b or a glob), got {value!r}")
+        if name.strip() in specs:
+            raise UserError(f"--embeddings: {name.strip()!r} named twice")
+        specs[name.strip()] = spec.strip()
+    return specs

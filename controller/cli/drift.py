@@ -1,7 +1,12 @@
 """``retrainctl drift`` and ``retrainctl profile build``: drift checks from the command line.
 
 Data files are Parquet or CSV (by extension). Bad input (a missing or unreadable file, an
-unknown column, a bad option) prints one ``error: ...`` line on stderr and exits with code 2.
+unknown column, a bad option, an embedding spec that matches nothing) prints one ``error: ...``
+line on stderr and exits with code 2.
+
+Embeddings are named ``--embeddings NAME=SPEC`` (repeatable): SPEC is a list column, a
+comma-separated list of columns, or a prefix glob such as ``emb_*``. Free-text columns are
+recognised by their kind or named with ``--text COL`` (repeatable).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from controller.cli.common import check_output
+from controller.cli.common import check_output, embedding_specs, step
 from controller.errors import DataError, UserError
 
 if TYPE_CHECKING:
@@ -52,8 +57,16 @@ def drift_command(
     html: Annotated[
         Path | None, typer.Option("--html", help="Run evidently and write its HTML report here (slow on large data).")
     ] = None,
+    embeddings: Annotated[
+        list[str] | None,
+        typer.Option("--embeddings", help="NAME=SPEC: a list column, columns a,b or a glob emb_* (repeatable)."),
+    ] = None,
+    embedding_method: Annotated[
+        str | None, typer.Option("--embedding-method", help="model (default), ratio, distance or mmd.")
+    ] = None,
+    text: Annotated[list[str] | None, typer.Option("--text", help="A free-text column (repeatable).")] = None,
 ) -> None:
-    """Compare a current window with the reference, column by column."""
+    """Compare a current window with the reference, column by column (and embeddings and texts)."""
     from pydantic import ValidationError
 
     from controller.adapters.datasource import read_frame
@@ -65,16 +78,26 @@ def drift_command(
     try:
         if (reference is None) == (profile is None):
             raise UserError("give exactly one of --reference or --profile")
+        specs = embedding_specs(embeddings)
         try:
             options = DriftOptions(
                 engine=engine,
                 columns=_split(columns),
                 categorical=_split(categorical) or (),
                 stattest=stattest,
+                embeddings=specs,
+                embedding={"method": embedding_method},
+                text=tuple(text) if text else None,
             )
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise UserError(f"--{first['loc'][0]}: {first['msg']}") from None
+            message = first["msg"].removeprefix("Value error, ")
+            if not first["loc"]:  # a rule across options
+                raise UserError(f"--embeddings/--text: {message}") from None
+            flag = {"embedding": "embedding-method"}.get(str(first["loc"][0]), str(first["loc"][0]))
+            raise UserError(f"--{flag}: {message}") from None
+        if (specs or text) and html is not None:
+            raise UserError("--embeddings and --text run on the native engine only (no --html)")
         ref: pd.DataFrame | ReferenceProfile
         if profile is not None:
             if not profile.exists():
@@ -88,6 +111,9 @@ def drift_command(
             ref = read_frame(reference, "reference")
         cur = read_frame(current, "current")
         _check_columns(ref, cur, options)
+        _check_embeddings(ref, cur, options)
+        rows = len(cur) + (0 if isinstance(ref, ReferenceProfile) else len(ref))
+        step(f"drift: {len(cur):,} current rows against the {'profile' if profile else 'reference'}", rows)
         if html is not None or engine == "evidently":
             from detectors.evidently_engine import run_evidently
 
@@ -107,10 +133,32 @@ def drift_command(
 
 def _check_columns(ref: pd.DataFrame | ReferenceProfile, cur: pd.DataFrame, options: DriftOptions) -> None:
     known = set(ref.columns) | set(cur.columns)
-    for flag, names in (("--columns", options.columns or ()), ("--categorical", options.categorical)):
+    named = {"--columns": options.columns or (), "--categorical": options.categorical, "--text": options.text or ()}
+    for flag, names in named.items():
         unknown = [c for c in names if c not in known]
         if unknown:
             raise DataError(f"{flag}: unknown column(s) {', '.join(unknown)} (the data has {', '.join(sorted(known))})")
+
+
+def _check_embeddings(ref: pd.DataFrame | ReferenceProfile, cur: pd.DataFrame, options: DriftOptions) -> None:
+    """Each embedding must be found in both windows (and in a profile) before any work."""
+    from detectors.embeddings import resolve_columns
+    from detectors.profile import ReferenceProfile
+
+    for name, spec in options.embeddings.items():
+        try:
+            if isinstance(ref, ReferenceProfile):
+                kept = {e.name: e for e in ref.embeddings}
+                if name not in kept:
+                    have = ", ".join(kept) or "none"
+                    raise DataError(f"--embeddings: the profile has no embedding {name!r} (it has: {have}); "
+                                    "build it with profile build --embeddings")  # fmt: skip
+                resolve_columns(cur.columns, list(kept[name].columns), name)
+            else:
+                for frame in (ref, cur):
+                    resolve_columns(frame.columns, spec, name)
+        except ValueError as exc:
+            raise DataError(f"--embeddings: {exc}") from None
 
 
 def _print_table(report: DriftReport) -> None:
@@ -135,6 +183,25 @@ def _print_table(report: DriftReport) -> None:
         )
     out = Console(highlight=False, width=140)
     out.print(table)
+    yes_no = {True: "[red]yes[/red]", False: "no", None: "-"}
+    if report.embeddings:
+        emb = Table(title="Drift by embedding")
+        for header in ("embedding", "method", "score", "threshold", "drifted", "rows ref / cur", "note"):
+            emb.add_column(header)
+        for e in report.embeddings:
+            score = "-" if e.score is None else f"{e.score:.4g}"
+            emb.add_row(e.name, e.method, score, f"{e.threshold:.4g}", yes_no[e.drifted],
+                        f"{e.n_reference} / {e.n_current}", e.message)  # fmt: skip
+        out.print(emb)
+    if report.text:
+        texts = Table(title="Text content drift (domain classifier)")
+        for header in ("column", "test", "AUC", "threshold", "drifted", "words of the current window"):
+            texts.add_column(header)
+        for t in report.text:
+            score = "-" if t.score is None else f"{t.score:.3f}"
+            texts.add_row(t.column, t.test, score, f"{t.threshold:.3f}", yes_no[t.drifted],
+                          ", ".join(t.top_words) or t.message)  # fmt: skip
+        out.print(texts)
     verdict = "[red]DRIFT[/red]" if report.drifted else "no drift"
     out.print(f"{report.n_drifted} of {report.n_columns} columns drifted (share {report.drift_share:.2f}): {verdict}")
 
@@ -146,6 +213,11 @@ def profile_build(
     categorical: Annotated[
         str | None, typer.Option("--categorical", help="Comma-separated categorical columns.")
     ] = None,
+    embeddings: Annotated[
+        list[str] | None,
+        typer.Option("--embeddings", help="NAME=SPEC: a list column, columns a,b or a glob emb_* (repeatable)."),
+    ] = None,
+    text: Annotated[list[str] | None, typer.Option("--text", help="A free-text column (repeatable).")] = None,
 ) -> None:
     """Build a reference profile file from reference data."""
     from controller.adapters.datasource import read_frame
@@ -153,18 +225,26 @@ def profile_build(
 
     check_output(out, "--out")
     try:
+        specs = embedding_specs(embeddings)
         df = read_frame(reference, "reference")
+        step(f"building the profile of {len(df):,} rows", len(df))
         try:
-            prof = build_profile(df, categorical=_split(categorical) or (), columns=_split(columns))
+            prof = build_profile(df, categorical=_split(categorical) or (), columns=_split(columns),
+                                 embeddings=specs, text=tuple(text) if text else None)  # fmt: skip
         except KeyError as exc:
             raise DataError(str(exc.args[0])) from None
+        except ValueError as exc:
+            raise DataError(f"--embeddings: {exc}") from None
         try:
             prof.save(out)
         except OSError as exc:
             raise UserError(f"cannot write {out}: {exc.strerror}") from None
     except UserError as exc:
         raise _fail(exc) from None
-    print(f"profile of {prof.n_rows} rows x {len(prof.columns)} columns written to {out} (sha256 {prof.content_hash})")
+    kept = ((prof.embeddings, "embedding(s)"), (prof.texts, "text column(s)"))
+    extra = "".join(f", {len(items)} {label}" for items, label in kept if items)
+    print(f"profile of {prof.n_rows} rows x {len(prof.columns)} columns{extra} written to {out} "
+          f"(sha256 {prof.content_hash})")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
-"""``retrainctl check``, ``status``, ``history``, ``audit``, ``baseline``, ``approve`` and ``veto``."""
+"""``retrainctl check``, ``status``, ``history``, ``audit``, ``baseline``, ``approve``, ``veto`` and
+``validate-component``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from controller.cli.common import (
     money,
     num,
     parse_time,
+    step,
     store_context,
 )
 from controller.errors import GiveUp, UserError
@@ -234,6 +236,7 @@ def audit(
     from controller.core.governance import governance_violations
     from controller.reactors.check import owner_of
     from controller.reactors.costs import roi_audit
+    from controller.reactors.dependents import component_inventory
 
     gates = set(gate or [])
     if gates - {"idle", "duplicate", "retire"}:
@@ -281,8 +284,9 @@ def audit(
             }
         )
     broken = [r for r in rows if r["violations"] or gates & set(r["roi_flags"])]
+    components = component_inventory(ctx)
     if as_json:
-        print(json.dumps({"models": rows, "compliant": not broken}, indent=2))
+        print(json.dumps({"models": rows, "compliant": not broken, "components": components}, indent=2))
     else:
         t = Table(title="Model inventory")
         cols = ("model", "owner", "purpose", "infra", "training data", "updates", "spend / budget", "ROI", "violations")
@@ -307,8 +311,53 @@ def audit(
             if broken
             else "all models compliant"
         )
+        if components:
+            c.print(_components_table(components))
     if broken:
         raise typer.Exit(1)
+
+
+def _components_table(components: list[dict[str, Any]]) -> Table:
+    """Shared components and the models built on them: one cause behind several models shows here."""
+    t = Table(title="Shared components")
+    for col in ("component", "newest", "marked", "model", "in use", "upstream", "verdict on its window"):
+        t.add_column(col, overflow="fold")
+    for comp in components:
+        marked = {True: "yes", False: "[red]no tag[/]", None: "[red]not found[/]"}[comp["marked"]]
+        for i, d in enumerate(comp["dependents"]):
+            first = i == 0
+            t.add_row(comp["component"] if first else "", f"v{comp['newest'] or '-'}" if first else "",
+                      marked if first else "", d["model"], f"v{d['in_use']}", d["upstream"] or "-",
+                      d["summary"] or d["verdict"] or "-")  # fmt: skip
+    return t
+
+
+def validate_component_command(
+    component: Annotated[str, typer.Argument(help="The component's registered model name.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every model that uses COMPONENT now: each validates its newest version on its own window."""
+    from controller.reactors.dependents import validate_component
+    from controller.reactors.outbox import deliver_outbox
+
+    ctx = context(config)
+    outcomes = validate_component(ctx, component)
+    deliver_outbox(ctx)
+    rows = []
+    for o in outcomes:
+        record: dict[str, Any] = next((r for r in o.signals.get("components", []) if r["component"] == component), {})
+        validation = record.get("validation") or {}
+        rows.append({"model": o.model, "check_id": o.check_id, "skipped": o.skipped, "status": record.get("status"),
+                     "verdict": validation.get("verdict"), "summary": validation.get("summary") or
+                     validation.get("message")})  # fmt: skip
+    if as_json:
+        print(json.dumps({"component": component, "dependents": rows}, indent=2))
+        return
+    c = console()
+    for r in rows:
+        what = "already checked for this version" if r["skipped"] else r["summary"] or r["status"]
+        c.print(f"[bold]{r['model']}[/] (check {r['check_id']}): {r['verdict'] or '-'}: {what}")
 
 
 def baseline(
@@ -327,8 +376,10 @@ def baseline(
     ref = read_table(reference)
     features = features_of(cfg, list(ref.columns))
     require_columns(ref, [*features, cfg.data.label_column], str(reference))
+    step(f"scoring {len(ref):,} reference rows with v{v} and building its profile", len(ref))
     fitted = ctx.load_model(cfg.registered_model, v)
     base = build_baseline(cfg, fitted, ref, ref, features)
+    step(f"storing the baseline of v{v} in the registry", len(ref))
     run_id = ctx.registry.attach_baseline(cfg.registered_model, v, base)
     metrics = ", ".join(f"{k} {val:.4f}" for k, val in sorted(base.metrics.items()))
     short_hash = (base.profile_sha256 or "")[:12]
@@ -374,3 +425,4 @@ def veto(
 def register(app: typer.Typer) -> None:
     for command in (check, status, history, audit, baseline, approve, veto):
         app.command()(command)
+    app.command("validate-component")(validate_component_command)

@@ -56,7 +56,8 @@ def build_baseline(
     cfg: ModelConfig, model: Any, reference: pd.DataFrame, holdout: pd.DataFrame, features: Sequence[str]
 ) -> Baseline:
     """Reference profile of the training inputs, metrics and scores on a labeled holdout."""
-    profile = build_profile(reference[list(features)], categorical=tuple(cfg.drift.categorical))
+    profile = build_profile(reference[list(features)], categorical=tuple(cfg.drift.categorical),
+                            embeddings=cfg.drift.embeddings, text=cfg.drift.text)  # fmt: skip
     pred, proba = sklearn_scores(model, holdout, features)
     y = holdout[cfg.data.label_column].to_numpy()
     classes = list(getattr(model, "classes_", []))

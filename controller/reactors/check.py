@@ -33,6 +33,7 @@ from controller.core.policy import PolicyConfig
 from controller.errors import DataError, GiveUp, UserError
 from controller.reactors import readings
 from controller.reactors.baseline import features_of, metric_on, primary_metric
+from controller.reactors.components import component_outbox, component_signals
 from controller.reactors.context import Context
 from controller.reactors.costs import month_cost, months_over_value, running_cost
 from controller.reactors.metrics import counted_check
@@ -176,7 +177,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     profile = ctx.profile(baseline)
     window = load_window(cfg, now, categories=True, cache=ctx.file_cache)
     rows = window.rows
-    features = features_of(cfg, profile.columns)
+    features = features_of(cfg, profile.all_columns)
     metric = primary_metric(cfg)
     # Everything the check reads about the model's past, in one transaction.
     snapshot = store.model_snapshot(cfg.name, cfg.team, now, metric=metric, history_limit=500)
@@ -235,6 +236,10 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
                 ref_pred = ctx.prediction_profile(cfg.registered_model, version.version, baseline, options)
                 pdrift = detect_drift(ref_pred, pd.DataFrame({"prediction": pred}), options)
                 signals_extra["prediction_drift"] = pdrift.to_dict()["columns"][0]
+    if cfg.uses:
+        signals_extra["components"] = component_signals(
+            ctx, cfg, version, window, features, metric, signals_extra.get("drift")
+        )
     signals = assessment.signals(
         metric,
         drift_share=drift_share,
@@ -292,6 +297,7 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     outbox = _decision_outbox(cfg, version, decision, signals, check_id, now, extra_tags, with_tags)
     if ctx.service.mlflow_history:
         outbox.append(history_item(cfg, version.version, decision, signals, check_id, now))
+    outbox += component_outbox(cfg, version, signals_extra.get("components", []), check_id, now)
     decision_id, retrain_id = store.finish_check(
         check_id,
         version.version,

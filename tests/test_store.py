@@ -270,7 +270,8 @@ def test_a_checks_reads_walk_the_model_id_indexes_on_postgres(postgres_url: str)
     """With a long history (here 100 models x 1,500 checks), PostgreSQL answers every per-check read
     of the newest rows from a ``(model, id)`` index, not by sorting or filtering the model's
     whole history (the plan of each statement the snapshot and the beat run, after ANALYZE)."""
-    from controller.adapters.store.store import NEWEST_CHUNK, _newest_statement, _snapshot_queries
+    from controller.adapters.store.sql import NEWEST_CHUNK, _newest_statement
+    from controller.adapters.store.store import _snapshot_queries
     from controller.adapters.store.tables import CheckRow, DecisionRow
 
     store = Store(postgres_url)
@@ -322,7 +323,7 @@ def test_the_newest_rows_of_named_models_match_the_whole_table_read(store: Store
     """``last_checks``, ``last_check_times`` and ``latest_decisions`` of named models (one index
     step per model, in statements of ``NEWEST_CHUNK``) give what the read of every model gives;
     a name given twice counts once and a model never checked is absent."""
-    from controller.adapters.store.store import NEWEST_CHUNK
+    from controller.adapters.store.sql import NEWEST_CHUNK
 
     names = [f"m{i}" for i in range(NEWEST_CHUNK + 3)]  # more than one statement's worth
     for i, name in enumerate(names):

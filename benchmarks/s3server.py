@@ -27,6 +27,7 @@ TEST_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours some status lines
 _LINE = re.compile(r'"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
 
 
@@ -97,7 +98,12 @@ class S3Server:
     def enforce_auth_after(self, actions: int) -> None:
         """From the ``actions``-th request on, check every request's credentials against the
         server's IAM users and policies (moto's INITIAL_NO_AUTH_ACTION_COUNT)."""
-        req = urllib.request.Request(f"{self.url}/moto-api/reset-auth", data=str(actions).encode(), method="POST")
+        req = urllib.request.Request(
+            f"{self.url}/moto-api/reset-auth",
+            data=str(actions).encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},  # a form body would leave the raw body empty
+        )
         with urllib.request.urlopen(req, timeout=5) as r:
             r.read()
 
@@ -106,10 +112,19 @@ class S3Server:
         return self.log.stat().st_size if self.log.exists() else 0
 
     def requests(self, since: int = 0) -> list[Request]:
-        """The S3 requests answered since ``since`` (a :meth:`mark`), moto's own API left out."""
+        """The S3 requests answered since ``since`` (a :meth:`mark`), moto's own API left out.
+
+        The server writes a request's line after sending its answer: wait until the log has not
+        grown for a quarter of a second, so the last requests are in it."""
+        size, still = -1, 0
+        while still < 5:
+            now = self.log.stat().st_size
+            still = still + 1 if now == size else 0
+            size = now
+            time.sleep(0.05)
         with self.log.open("rb") as f:
             f.seek(since)
-            text = f.read().decode(errors="replace")
+            text = _ANSI.sub("", f.read().decode(errors="replace"))
         out = []
         for m in _LINE.finditer(text):
             method, target, status = m.group(1), m.group(2), int(m.group(3))

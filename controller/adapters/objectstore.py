@@ -124,6 +124,7 @@ class ObjectStore:
                 options["account_host"] = urlsplit(endpoint_url).netloc or endpoint_url
             else:
                 options["endpoint_url"] = endpoint_url
+        options["skip_instance_cache"] = True  # :func:`store_for` keeps the stores
         try:
             self.fs: Any = fsspec.filesystem(self.scheme, **options)
             if hasattr(self.fs, "retries"):
@@ -163,7 +164,9 @@ class ObjectStore:
     def read(self, obj: StoreObject) -> bytes:
         """The whole object, in one request."""
         with errors(obj.url):
-            data: bytes = self.fs.cat_file(self.fs._strip_protocol(obj.url))
+            # s3fs asks for the size first (a HEAD) unless told to read in one request
+            one_request = {"max_concurrency": 1} if self.scheme in ("s3", "s3a") else {}
+            data: bytes = self.fs.cat_file(self.fs._strip_protocol(obj.url), **one_request)
         return data
 
     @contextlib.contextmanager
@@ -188,13 +191,17 @@ class ObjectStore:
                 tmp.unlink()
 
 
-_stores: dict[tuple[str, str | None], ObjectStore] = {}
+_stores: dict[tuple[str, str | None, tuple[str, ...]], ObjectStore] = {}
+_CLIENT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_PROFILE")
+"""What a client reads from the environment once (the access key id names an identity; it is no secret)."""
 
 
 def store_for(url: str, endpoint_url: str | None = None) -> ObjectStore:
-    """The (shared) store of ``url``'s scheme and endpoint."""
+    """The (shared) store of ``url``'s scheme and endpoint. A client keeps the endpoint and the
+    identity it started with, so a change of either in the environment gets a new client."""
     scheme = url.split("://", 1)[0].lower()
-    key = (scheme, endpoint_url)
+    env = tuple(os.environ.get(v, "") for v in _CLIENT_ENV)
+    key = (scheme, endpoint_url, env)
     if key not in _stores:
         _stores[key] = ObjectStore(url, endpoint_url)
     return _stores[key]

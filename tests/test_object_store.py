@@ -122,7 +122,8 @@ def test_a_check_reads_a_hive_partitioned_window_and_labels_from_another_prefix(
     s3: S3Server, bucket: str, tmp_path: Path
 ) -> None:
     """The same check on the bucket and on local files decides alike; the bucket check reads only
-    the window's seven days of rows (and every label object: labels come late, in any day)."""
+    the window's seven days of rows and the labels of those days (a label comes on or after the
+    day of its row)."""
     rows = history()
     write_partitioned(f"s3://{bucket}/m1", rows, local=tmp_path / "local")
     (tmp_path / "remote").mkdir()
@@ -136,8 +137,8 @@ def test_a_check_reads_a_hive_partitioned_window_and_labels_from_another_prefix(
     assert from_bucket.signals["n_rows"] > 2000
     window_days = {(NOW - timedelta(days=d)).strftime("%Y-%m-%d") for d in range(1, 8)}
     assert {k for k in read if k.startswith("m1/rows/")} == {f"m1/rows/dt={d}/part-0.parquet" for d in window_days}
-    assert {k for k in read if k.startswith("m1/labels/")} == {f"m1/labels/dt={d}/labels.parquet" for d in days(rows)}
-    assert len(days(rows)) == DAYS  # so three days of rows were left unread
+    assert {k for k in read if k.startswith("m1/labels/")} == {f"m1/labels/dt={d}/labels.parquet" for d in window_days}
+    assert len(days(rows)) == DAYS  # so three days of rows and of labels were left unread
 
 
 def test_an_unchanged_object_is_read_once_and_a_rewritten_one_again(s3: S3Server, bucket: str, tmp_path: Path) -> None:

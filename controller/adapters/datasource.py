@@ -511,6 +511,16 @@ class FileDataSource:
         files = self.files_for(start, end)
         if not files:
             return self._empty(start, end)
+        return self._read(files, start, end)
+
+    def read_since(self, day_from: datetime) -> pd.DataFrame:
+        """Every row of the files of the days from ``day_from`` on, and of files that name no day,
+        without a time filter: the labels of a window's rows (a label arrives on or after the
+        day of its row, so earlier days cannot hold one; label files need no time column)."""
+        files = self.files_for(day_from, None)
+        return self._read(files or self.files()[-1:], None, None)
+
+    def _read(self, files: list[DataFile], start: datetime | None, end: datetime | None) -> pd.DataFrame:
         if len(files) > 1:
             joined = self._joined(files, start, end)
             if joined is not None:
@@ -721,7 +731,9 @@ def load_window(
         rows = rows.reset_index(drop=True)
     label = data.label_column
     if data.labels is not None:
-        labels = make_source(data.labels, data.time_column, model.source_file, cache=cache).read()
+        label_source = make_source(data.labels, data.time_column, model.source_file, cache=cache)
+        # a dataset of labels partitioned by day: only the days from the window's start on
+        labels = label_source.read_since(start) if isinstance(label_source, FileDataSource) else label_source.read()
         require_columns(labels, [data.id_column, label], f"labels of {model.name}")
         if len(rows):
             require_columns(rows, [data.id_column], f"data of {model.name}")

@@ -123,7 +123,8 @@ class FileCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table)
+                # text read as dictionaries has one dictionary per row group; an IPC file holds one
+                writer.write_table(table.unify_dictionaries())
             if slot.source is not None:
                 after = os.stat(slot.source)
                 if (after.st_size, after.st_mtime_ns, after.st_ino) != slot.stat:

@@ -14,7 +14,8 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY controller/__init__.py controller/__init__.py
 COPY detectors/__init__.py detectors/__init__.py
 COPY workers/__init__.py workers/__init__.py
-RUN pip install -c constraints.txt .
+# the s3 extra: data, MLflow artifacts and billing exports in S3 or an S3-compatible store
+RUN pip install -c constraints.txt '.[s3]'
 
 COPY controller controller
 COPY detectors detectors

@@ -58,8 +58,18 @@ class FileSource(_Strict):
     """Rows from Parquet or CSV files matching a path or glob."""
 
     kind: Literal["files"] = "files"
-    path: str = Field(..., description="A file, directory or glob; relative paths are from the config file.")
+    path: str = Field(
+        ...,
+        description="A file, directory or glob; relative paths are from the config file. Or a URL of an "
+        "object, prefix or glob in an object store (s3://, gs://, abfs://; file:// is local). A directory "
+        "or prefix may be a dataset partitioned by day (dt=2026-11-30/ or 2026/11/30/).",
+    )
     format: Literal["auto", "parquet", "csv"] = "auto"
+    endpoint_url: str | None = Field(
+        None,
+        description="An S3-compatible store's endpoint (e.g. http://minio:9000). Credentials never go "
+        "here: they come from the cloud's standard chain (environment, profile, workload identity).",
+    )
 
 
 class SqlSource(_Strict):

@@ -161,3 +161,24 @@ def test_monitoring_files_name_metrics_that_exist_and_targets_that_run(tmp_path:
         f"worker:{worker[worker.index('--metrics-port') + 1]}",
     }
     assert SERVICES["worker"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def test_the_s3_option_keeps_artifacts_in_a_bucket_with_credentials_from_the_environment() -> None:
+    """docker-compose.s3.yml: MinIO, the artifact bucket, and the MLflow server's artifacts in it."""
+    s3 = yaml.safe_load((ROOT / "docker-compose.s3.yml").read_text())
+    services: dict[str, Any] = s3["services"]
+    for name, svc in services.items():
+        assert name in SERVICES or svc.get("image"), f"{name}: a new service without an image"
+        if "image" in svc:
+            repo, _, tag = svc["image"].rpartition(":")
+            assert repo and re.search(r"\d", tag) and tag != "latest", f"{name}: image {svc['image']!r} is not pinned"
+    cmd = argv(services["mlflow"]["command"])
+    assert cmd[cmd.index("--artifacts-destination") + 1].startswith("s3://mlflow/")
+    for name in ("mlflow", "controller", "worker", "beat", "bucket"):
+        env = services[name]["environment"]
+        assert env["MLFLOW_S3_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        # secrets only from the environment of whoever runs compose
+        assert env["AWS_SECRET_ACCESS_KEY"].startswith("${") and env["AWS_ACCESS_KEY_ID"].startswith("${")
+    compile(argv(services["bucket"]["command"])[2], "bucket", "exec")
+    assert services["mlflow"]["depends_on"]["bucket"]["condition"] == "service_completed_successfully"
+    assert "'.[s3]'" in (ROOT / "Dockerfile").read_text()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -199,3 +201,24 @@ def test_a_window_with_the_cache_joins_the_labels_as_without(tmp_path: Path) -> 
         got = load_window(cfg, end, categories=True, cache=cache)
         pd.testing.assert_frame_equal(got.rows, plain.rows)
         assert got.n_labeled == plain.n_labeled == 900
+
+
+def test_a_file_of_several_row_groups_read_as_categories_is_copied_and_read_back(tmp_path: Path) -> None:
+    """Each row group has its own dictionary; the copy unifies them (an IPC file holds one)."""
+    n = 200_000
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC"),
+            "color": np.where(np.arange(n) < n // 2, "red", "blue"),
+            "x": np.arange(n),
+        }
+    )
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "rows.parquet", row_group_size=50_000)
+    cache = FileCache(tmp_path / "cache", 2**30)
+    source = FileDataSource(str(tmp_path / "rows.parquet"), "timestamp", text_as_categories={"timestamp"}, cache=cache)
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, 12, tzinfo=UTC)
+    decoded = source.read(start, end)
+    assert len(_copies(tmp_path / "cache")) == 1 and not cache._broken
+    from_copy = source.read(start, end)
+    pd.testing.assert_frame_equal(from_copy, decoded)
+    assert str(from_copy["color"].dtype) == "category" and len(from_copy) == 36 * 3600

@@ -4,17 +4,29 @@ A :class:`DataSource` returns the rows whose time column falls in ``[start, end)
 :class:`Window` is what one check sees: the current rows and, joined by the id column, the labels
 that have arrived (older than the label delay), so realized performance uses only what a real
 system would know at that time.
+
+Files are local paths or objects in a store (``s3://``, ``gs://``, ``abfs://`` URLs, see
+:mod:`controller.adapters.objectstore`). A folder or prefix may be a dataset partitioned by day,
+hive style (``dt=2026-11-30/``) or one folder per day (``2026-11-30/`` or ``2026/11/30/``): a read
+of ``[start, end)`` opens only the days that overlap it (a day's folder holds the rows whose time
+falls on that UTC day), and in each file only the row groups in range. Files whose columns differ
+(a column added, a type widened) are joined into one frame, and the differences are listed in
+the frame's ``attrs["schema_changes"]``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import os
-from collections.abc import Collection
+import re
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,9 +35,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from controller.adapters.filecache import CACHE_MAX_ROWS, FileCache
+from controller.adapters.filecache import CACHE_MAX_ROWS, FileCache, Slot
+from controller.adapters.objectstore import (
+    WHOLE_OBJECT_BYTES,
+    StoreObject,
+    errors,
+    is_remote,
+    is_url,
+    local_path,
+    shown,
+    store_for,
+)
 from controller.config import DataConfig, FileSource, ModelConfig, SqlSource, relative_to_config
-from controller.errors import DataError
+from controller.errors import DataError, RetryLater
 
 SMALL_FILE_ROWS = 100_000
 """Up to this many rows, a Parquet file is decoded without pyarrow's thread pool (about 5% less CPU
@@ -34,6 +56,49 @@ for a check's window of 10,000 rows; a worker's other processes use the other co
 
 class DataSource(Protocol):
     def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One file of a source: a local path or a listed object, and the UTC day its folder says it
+    holds (None: any)."""
+
+    name: str
+    path: Path | None = None
+    obj: StoreObject | None = None
+    endpoint_url: str | None = None
+    day: date | None = None
+
+    @staticmethod
+    def of(location: str | Path | DataFile) -> DataFile:
+        if isinstance(location, DataFile):
+            return location
+        if is_remote(str(location)) and isinstance(location, str):
+            objects = store_for(location).list(location)
+            if len(objects) != 1:
+                raise DataError(f"{shown(location)}: one object expected, found {len(objects)}")
+            return DataFile(objects[0].url, obj=objects[0])
+        path = local_path(location) if isinstance(location, str) else location
+        return DataFile(str(path), path=path)
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix.lower()
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[Any]:
+        """What pyarrow reads: the path; a remote object's bytes (one request); or, for a large
+        object, a file that reads the ranges asked for (its footer, the row groups in range)."""
+        if self.obj is None:
+            assert self.path is not None
+            yield self.path
+            return
+        store = store_for(self.obj.url, self.endpoint_url)
+        if self.obj.size <= WHOLE_OBJECT_BYTES:
+            yield pa.BufferReader(store.read(self.obj))
+            return
+        with store.open(self.obj) as handle:
+            yield handle
 
 
 def read_table(
@@ -53,7 +118,7 @@ def read_table(
 
 
 def _read_file(
-    path: str | Path,
+    path: str | Path | DataFile,
     fmt: str = "auto",
     time_column: str | None = None,
     start: datetime | None = None,
@@ -69,29 +134,43 @@ def _read_file(
 
     With a ``cache``, a Parquet file is read whole, decoded once per machine and memory-mapped
     from the cache's copy afterwards (see :mod:`controller.adapters.filecache`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: file not found")
-    kind = _kind(p, fmt)
+    f = DataFile.of(path)
+    if f.path is not None and not f.path.is_file():
+        raise DataError(f"{f.name}: file not found")
+    kind = _kind(f, fmt)
     try:
         if kind == "csv":
-            return pd.read_csv(p), False
-        table, cut = _parquet_table(p, time_column, start, end, text_as_categories, cache)
+            with f.opened() as source:
+                return pd.read_csv(source if f.obj is None else io.BytesIO(source.read())), False
+        table, cut = _parquet_table(f, time_column, start, end, text_as_categories, cache)
         return _pandas_of(table, split=text_as_categories is not None), cut
     except Exception as exc:  # pandas raises many types; all mean "cannot read this file"
-        raise _unreadable(p, kind, exc) from None
+        raise _unreadable(f, kind, exc) from None
 
 
-def _kind(path: Path, fmt: str) -> str:
-    return fmt if fmt != "auto" else ("csv" if path.suffix.lower() in {".csv", ".txt"} else "parquet")
+def _kind(f: DataFile | Path, fmt: str) -> str:
+    return fmt if fmt != "auto" else ("csv" if f.suffix.lower() in {".csv", ".txt"} else "parquet")
 
 
-def _unreadable(path: Path, kind: str, exc: Exception) -> DataError:
-    return DataError(f"{path}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})")
+def _unreadable(f: DataFile, kind: str, exc: Exception) -> Exception:
+    """The one-line error of a file that could not be read: the store's own (an outage, a denied
+    read) when it came from the store, else that the file is not readable as ``kind``."""
+    if isinstance(exc, DataError | RetryLater):
+        return exc
+    if f.obj is not None:
+        try:
+            with errors(f.obj.url):
+                raise exc
+        except RetryLater as outage:
+            return outage
+        except DataError:
+            pass
+    where = shown(f.name) if is_url(f.name) else f.name
+    return DataError(f"{where}: cannot read as {kind} ({type(exc).__name__}: {str(exc)[:120]})")
 
 
 def _parquet_table(
-    p: Path,
+    f: DataFile,
     time_column: str | None,
     start: datetime | None,
     end: datetime | None,
@@ -100,11 +179,29 @@ def _parquet_table(
 ) -> tuple[pa.Table, bool]:
     """The rows of a Parquet file as an Arrow table, and whether they are cut to ``[start, end)``
     (not when its time column is not a timestamp)."""
-    slot = None
+    slot: Slot | None = None
     if cache is not None:
-        copy, slot = cache.lookup(p, text_as_categories)
+        if f.obj is not None:
+            copy, slot = cache.lookup_object(f.obj.url, f.obj.version, f.obj.size, text_as_categories)
+        else:
+            assert f.path is not None
+            copy, slot = cache.lookup(f.path, text_as_categories)
         if copy is not None:
             return _cut_table(copy, time_column, start, end)
+    with f.opened() as source:
+        return _decode(source, time_column, start, end, text_as_categories, cache, slot)
+
+
+def _decode(
+    p: Any,
+    time_column: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    text_as_categories: Collection[str] | None,
+    cache: FileCache | None,
+    slot: Slot | None,
+) -> tuple[pa.Table, bool]:
+    """:func:`_parquet_table` of an opened file (a path, a buffer or a file object)."""
     parquet = pq.ParquetFile(p)
     text = [] if text_as_categories is None else _text_columns(parquet.schema_arrow, exclude=text_as_categories)
     if text:
@@ -255,10 +352,17 @@ def _time_filters(schema: pa.Schema, column: str, start: datetime | None, end: d
     return bounds[0] if len(bounds) == 1 else bounds[0] & bounds[1]
 
 
-def read_frame(path: Path, what: str) -> pd.DataFrame:
-    """A Parquet or CSV file as a DataFrame, or a one-line DataError."""
+def read_frame(location: str | Path, what: str) -> pd.DataFrame:
+    """A Parquet or CSV file (a path, or a URL of one object) as a DataFrame, or a one-line DataError."""
+    from controller.adapters.objectstore import local_copy
+
+    with local_copy(location, what) as path:
+        return _read_frame(path, what, shown(str(location)) if is_url(str(location)) else str(location))
+
+
+def _read_frame(path: Path, what: str, name: str) -> pd.DataFrame:
     if not path.exists():
-        raise DataError(f"{what} file not found: {path}")
+        raise DataError(f"{what} file not found: {name}")
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -266,8 +370,8 @@ def read_frame(path: Path, what: str) -> pd.DataFrame:
         if suffix in (".csv", ".txt"):
             return pd.read_csv(path)
     except Exception as exc:
-        raise DataError(f"cannot read {what} file {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    raise DataError(f"{what} file {path}: unknown format {suffix!r} (use .parquet or .csv)")
+        raise DataError(f"cannot read {what} file {name}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    raise DataError(f"{what} file {name}: unknown format {suffix!r} (use .parquet or .csv)")
 
 
 def require_columns(df: pd.DataFrame, columns: list[str] | tuple[str, ...], where: str) -> None:
@@ -301,9 +405,61 @@ def utc_times(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, errors="coerce")
 
 
+_DATA_SUFFIXES = {".parquet", ".pq", ".csv", ".txt"}
+_GLOB = re.compile(r"[*?\[]")
+_DAY = re.compile(r"(?:[^=/]+=)?(\d{4})-?(\d{2})-?(\d{2})")
+_NUMBER = re.compile(r"(?:[^=/]+=)?(\d{1,4})")
+
+
+def day_of(folders: str) -> date | None:
+    """The UTC day a file's folders (relative to the dataset's root) say it holds: a hive
+    partition (``dt=2026-11-30``), a folder per day (``2026-11-30``, ``20261130``) or one per year,
+    month and day (``2026/11/30``, ``year=2026/month=11/day=30``). None when they name no day.
+
+    >>> day_of("dt=2026-11-30"), day_of("2026/11/30/hour=05"), day_of("region=eu"), day_of("")
+    (datetime.date(2026, 11, 30), datetime.date(2026, 11, 30), None, None)
+    """
+    parts = [p for p in folders.split("/") if p]
+    for i, part in enumerate(parts):
+        whole = _DAY.fullmatch(part)
+        if whole is not None:
+            with contextlib.suppress(ValueError):
+                return date(*(int(g) for g in whole.groups()))
+        numbers = [_NUMBER.fullmatch(x) for x in parts[i : i + 3]]
+        if len(numbers) == 3 and all(numbers) and len(numbers[0].group(1)) == 4:  # type: ignore[union-attr]
+            with contextlib.suppress(ValueError):
+                return date(*(int(m.group(1)) for m in numbers))  # type: ignore[union-attr]
+    return None
+
+
+def _root_of(pattern: str) -> str:
+    """The part of a path or glob before its first folder with a wildcard."""
+    parts = pattern.split("/")
+    fixed = next((i for i, p in enumerate(parts) if _GLOB.search(p)), len(parts))
+    return "/".join(parts[:fixed])
+
+
+def _folders(name: str, root: str) -> str:
+    """The folders of ``name`` below ``root`` ("" when it is not below it)."""
+    root = root.rstrip("/") + "/"
+    return name[len(root) :].rpartition("/")[0] if name.startswith(root) else ""
+
+
+def _overlaps(day: date | None, start: datetime | None, end: datetime | None) -> bool:
+    if day is None:
+        return True
+    first = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return (end is None or first < _aware(end)) and (start is None or first + timedelta(days=1) > _aware(start))
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 @dataclass
 class FileDataSource:
-    """Rows from every file matching ``pattern`` (a file, a folder or a glob)."""
+    """Rows from every file matching ``pattern``: a file, a folder, a glob, or their URLs in an
+    object store; a folder or prefix may hold a dataset partitioned by day (module docstring)."""
 
     pattern: str
     time_column: str
@@ -312,27 +468,71 @@ class FileDataSource:
     """Read Parquet text columns as categoricals, but these (see :func:`_read_file`); None: as strings."""
     cache: FileCache | None = None
     """The machine's decoded copies of Parquet files (:mod:`controller.adapters.filecache`); None: decode every read."""
+    endpoint_url: str | None = None
+    """An S3-compatible store's endpoint (None: the cloud's own, or ``AWS_ENDPOINT_URL``)."""
 
-    def files(self) -> list[Path]:
-        p = Path(self.pattern)
+    def files(self) -> list[DataFile]:
+        """Every data file of the source, with the day its folder names (partitions)."""
+        if is_remote(self.pattern):
+            return self._objects()
+        pattern = str(local_path(self.pattern)) if is_url(self.pattern) else self.pattern
+        p = Path(pattern)
         if p.is_dir():
-            found = sorted(x for x in p.iterdir() if x.suffix.lower() in {".parquet", ".csv", ".pq"})
+            root = str(p)
+            found = sorted(
+                Path(folder) / name
+                for folder, _, names in os.walk(p)
+                for name in names
+                if Path(name).suffix.lower() in _DATA_SUFFIXES - {".txt"} and not name.startswith(("_", "."))
+            )
         else:
-            found = sorted(Path(x) for x in glob.glob(self.pattern))
+            root = _root_of(pattern)
+            found = sorted(Path(x) for x in glob.glob(pattern) if Path(x).is_file())
         if not found:
             raise DataError(f"{self.pattern}: no data files found")
-        return found
+        return [DataFile(str(f), path=f, day=day_of(_folders(str(f), root))) for f in found]
+
+    def _objects(self) -> list[DataFile]:
+        store = store_for(self.pattern, self.endpoint_url)
+        objects = store.list(self.pattern)
+        root = _root_of(f"{store.scheme}://{store.fs._strip_protocol(self.pattern)}")
+        if len(objects) > 1 and self.fmt == "auto":
+            objects = [o for o in objects if Path(o.name).suffix.lower() in _DATA_SUFFIXES]
+            if not objects:
+                raise DataError(f"{shown(self.pattern)}: no .parquet or .csv objects found")
+        endpoint = self.endpoint_url
+        return [DataFile(o.url, obj=o, endpoint_url=endpoint, day=day_of(_folders(o.url, root))) for o in objects]
+
+    def files_for(self, start: datetime | None, end: datetime | None) -> list[DataFile]:
+        """The files a read of ``[start, end)`` opens: every file of a day that overlaps it, and
+        every file whose folders name no day."""
+        return [f for f in self.files() if _overlaps(f.day, start, end)]
 
     def read(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-        files = self.files()
+        files = self.files_for(start, end)
+        if not files:
+            return self._empty(start, end)
+        return self._read(files, start, end)
+
+    def read_since(self, day_from: datetime) -> pd.DataFrame:
+        """Every row of the files of the days from ``day_from`` on, and of files that name no day,
+        without a time filter: the labels of a window's rows (a label arrives on or after the
+        day of its row, so earlier days cannot hold one; label files need no time column)."""
+        files = self.files_for(day_from, None)
+        return self._read(files or self.files()[-1:], None, None)
+
+    def _read(self, files: list[DataFile], start: datetime | None, end: datetime | None) -> pd.DataFrame:
         if len(files) > 1:
             joined = self._joined(files, start, end)
             if joined is not None:
                 return joined
+        def frame_of(f: DataFile) -> tuple[pd.DataFrame, bool]:
+            return _read_file(f, self.fmt, self.time_column, start, end, self.text_as_categories, self.cache)
+
         parts = []
-        for f in files:
-            df, cut = _read_file(f, self.fmt, self.time_column, start, end, self.text_as_categories, self.cache)
-            parts.append(df if cut else _in_range(df, self.time_column, start, end, str(f)))
+        read = _each(files, frame_of) if _any_remote(files) else [frame_of(f) for f in files]
+        for f, (df, cut) in zip(files, read, strict=True):
+            parts.append(df if cut else _in_range(df, self.time_column, start, end, f.name))
         if (
             len(parts) == 1
             and isinstance(parts[0].index, pd.RangeIndex)
@@ -340,9 +540,20 @@ class FileDataSource:
             and parts[0].index.step == 1
         ):
             return parts[0]  # already what concat would make of it
-        return pd.concat(parts, ignore_index=True)
+        frame = pd.concat(parts, ignore_index=True)
+        schemas = [pa.Schema.from_pandas(df, preserve_index=False) for df in parts]
+        changes = schema_changes(list(zip(files, schemas, strict=True)))
+        if changes:
+            frame.attrs["schema_changes"] = changes
+        return frame
 
-    def _joined(self, files: list[Path], start: datetime | None, end: datetime | None) -> pd.DataFrame | None:
+    def _empty(self, start: datetime | None, end: datetime | None) -> pd.DataFrame:
+        """No day of the dataset overlaps the window: its columns (from the newest file), no rows."""
+        newest = self.files()[-1]
+        df, cut = _read_file(newest, self.fmt, self.time_column, start, end, self.text_as_categories, self.cache)
+        return (df if cut else _in_range(df, self.time_column, start, end, newest.name)).iloc[:0]
+
+    def _joined(self, files: list[DataFile], start: datetime | None, end: datetime | None) -> pd.DataFrame | None:
         """Several Parquet files, each cut to ``[start, end)``, joined as Arrow tables and made
         pandas once (text dictionaries merged by pyarrow): a window of many files (say, one an
         hour) pays one conversion, not one per file and a concat. None when a file is not Parquet
@@ -350,13 +561,15 @@ class FileDataSource:
         do not join (then pandas joins them)."""
         if any(_kind(f, self.fmt) != "parquet" for f in files):
             return None
-        tables = []
-        for f in files:
+        def table_of(f: DataFile) -> tuple[pa.Table, bool]:
             try:
-                got = _parquet_table(f, self.time_column, start, end, self.text_as_categories, self.cache)
+                return _parquet_table(f, self.time_column, start, end, self.text_as_categories, self.cache)
             except Exception as exc:  # as _read_file says it
                 raise _unreadable(f, "parquet", exc) from None
-            table, cut = got
+
+        tables = []
+        read = _each(files, table_of) if _any_remote(files) else [table_of(f) for f in files]
+        for table, cut in read:
             if not cut or _stored_index(table):
                 return None
             tables.append(table)
@@ -364,7 +577,58 @@ class FileDataSource:
             table = pa.concat_tables(tables, promote_options="permissive")
         except (pa.ArrowException, NotImplementedError):
             return None
-        return _pandas_of(table, split=self.text_as_categories is not None)
+        frame = _pandas_of(table, split=self.text_as_categories is not None)
+        changes = schema_changes([(f, t.schema) for f, t in zip(files, tables, strict=True)])
+        if changes:
+            frame.attrs["schema_changes"] = changes
+        return frame
+
+
+FETCHES = 8
+"""Objects of a store a window reads at once: each is a round trip or more, mostly waiting."""
+
+T = TypeVar("T")
+
+
+def _any_remote(files: Sequence[DataFile]) -> bool:
+    return len(files) > 1 and any(f.obj is not None for f in files)
+
+
+def _each(files: Sequence[DataFile], read: Callable[[DataFile], T]) -> list[T]:
+    """``read`` of every file, up to :data:`FETCHES` at once, in the files' order; the first error
+    (in that order) is raised as it would have been one file after another."""
+    with ThreadPoolExecutor(max_workers=min(FETCHES, len(files))) as pool:
+        return list(pool.map(read, files))
+
+
+def schema_changes(schemas: list[tuple[DataFile, pa.Schema]]) -> list[str]:
+    """How the files' columns differ, one sentence per column (empty when they agree): a column
+    missing from some files (its rows there are null), or of another type in some (widened,
+    or made text when the types do not join).
+
+    >>> a, b = DataFile("dt=2026-11-29/a.parquet"), DataFile("dt=2026-11-30/b.parquet")
+    >>> older, newer = pa.schema([("x", pa.int32())]), pa.schema([("x", pa.int64()), ("y", pa.string())])
+    >>> for change in schema_changes([(a, older), (b, newer)]):
+    ...     print(change)
+    x: int32 in dt=2026-11-29/a.parquet, int64 from dt=2026-11-30/b.parquet
+    y: missing in 1 of 2 files (null there), first dt=2026-11-29/a.parquet
+    """
+    out = []
+    names = list(dict.fromkeys(n for _, s in schemas for n in s.names))
+    for name in names:
+        missing = [f for f, s in schemas if name not in s.names]
+        if missing:
+            first = missing[0].name
+            out.append(f"{name}: missing in {len(missing)} of {len(schemas)} files (null there), first {first}")
+        types = [(f, s.field(name).type) for f, s in schemas if name in s.names]
+        # dictionary-encoded text (how a check reads text) is still text
+        plain = [(f, t.value_type if pa.types.is_dictionary(t) else t) for f, t in types]
+        changed = [(f, t) for (f, t), (_, before) in zip(plain[1:], plain, strict=False) if t != before]
+        if changed:
+            f0, t0 = plain[0]
+            steps = ", ".join(f"{t} from {f.name}" for f, t in changed)
+            out.append(f"{name}: {t0} in {f0.name}, {steps}")
+    return out
 
 
 def _stored_index(table: pa.Table) -> bool:
@@ -413,8 +677,8 @@ def make_source(
     cache: FileCache | None = None,
 ) -> DataSource:
     if isinstance(spec, FileSource):
-        path = str(relative_to_config(spec.path, source_file))
-        return FileDataSource(path, time_column, spec.format, text_as_categories, cache)
+        path = spec.path if is_url(spec.path) else str(relative_to_config(spec.path, source_file))
+        return FileDataSource(path, time_column, spec.format, text_as_categories, cache, spec.endpoint_url)
     return SqlDataSource(spec.url, time_column, spec.table, spec.query)
 
 
@@ -427,6 +691,8 @@ class Window:
     end: datetime
     label_column: str
     n_labeled: int
+    schema_changes: tuple[str, ...] = ()
+    """How the columns of the files read differ (see :func:`schema_changes`)."""
 
     @property
     def labeled(self) -> pd.DataFrame:
@@ -483,11 +749,14 @@ def load_window(
     plain = {data.id_column, data.time_column, data.label_column, model.prediction_column, *model.proba_columns}
     source = make_source(data.source, data.time_column, model.source_file, plain if categories else None, cache)
     rows = source.read(start, end)
+    changes = tuple(rows.attrs.get("schema_changes", ()))
     if not (isinstance(rows.index, pd.RangeIndex) and rows.index.start == 0 and rows.index.step == 1):
         rows = rows.reset_index(drop=True)
     label = data.label_column
     if data.labels is not None:
-        labels = make_source(data.labels, data.time_column, model.source_file, cache=cache).read()
+        label_source = make_source(data.labels, data.time_column, model.source_file, cache=cache)
+        # a dataset of labels partitioned by day: only the days from the window's start on
+        labels = label_source.read_since(start) if isinstance(label_source, FileDataSource) else label_source.read()
         require_columns(labels, [data.id_column, label], f"labels of {model.name}")
         if len(rows):
             require_columns(rows, [data.id_column], f"data of {model.name}")
@@ -501,4 +770,4 @@ def load_window(
         too_young = ts > pd.Timestamp(end - timedelta(hours=data.label_delay_hours))
         rows.loc[too_young, label] = pd.NA
     n_labeled = int(rows[label].notna().sum()) if len(rows) else 0
-    return Window(rows, start, end, label, n_labeled)
+    return Window(rows, start, end, label, n_labeled, changes)

@@ -9,7 +9,10 @@ operating system's page cache holds one copy for all the machine's processes).
 
 A copy is keyed by the file's path, size, modification time and inode, and by which text columns
 are read as dictionaries: a file that is rewritten or replaced has a new key, so a stale copy is
-never read. When the folder outgrows its size limit, the copies read least recently are removed.
+never read. An object in a store (:mod:`controller.adapters.objectstore`) is keyed by its URL,
+version (ETag or generation, as listed) and size instead: a worker reads an unchanged object once,
+and a rewritten object, which has a new version, again. When the folder outgrows its size limit,
+the copies read least recently are removed.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ class Slot:
     """Where the copy of one file, as it was when looked up, belongs."""
 
     copy: Path
-    source: Path
-    stat: tuple[int, int, int]  # size, modification time (ns), inode
+    source: Path | None  # None for an object in a store: its key holds its version
+    stat: tuple[int, int, int] | None  # size, modification time (ns), inode
 
 
 @dataclass
@@ -71,6 +74,17 @@ class FileCache:
         slot = Slot(self._copy_path(path, st, variant), Path(path), (st.st_size, st.st_mtime_ns, st.st_ino))
         return self._map(slot.copy), slot
 
+    def lookup_object(
+        self, url: str, version: str, size: int, variant: Collection[str] | None
+    ) -> tuple[pa.Table | None, Slot | None]:
+        """:meth:`lookup` for an object in a store, as listed (``version`` is its ETag or
+        generation). An object listed without a version gets no slot: it is read every time."""
+        if not version:
+            return None, None
+        parts = [_FORMAT, "object", url, version, str(size), _variant(variant)]
+        slot = Slot(self.folder / f"{digest(*parts)}.arrow", None, None)
+        return self._map(slot.copy), slot
+
     def keep(self, slot: Slot, table: pa.Table) -> None:
         """Copy ``table``, the file of ``slot`` as decoded, for later reads (not when the file
         changed since it was looked up). Callers copy files of at most ``CACHE_MAX_ROWS``."""
@@ -85,7 +99,7 @@ class FileCache:
             str(st.st_size),
             str(st.st_mtime_ns),
             str(st.st_ino),
-            "strings" if variant is None else "dictionaries except " + "\x1f".join(sorted(variant)),
+            _variant(variant),
         ]
         return self.folder / f"{digest(*parts)}.arrow"
 
@@ -109,11 +123,13 @@ class FileCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table)
-            after = os.stat(slot.source)
-            if (after.st_size, after.st_mtime_ns, after.st_ino) != slot.stat:
-                _remove(tmp)  # the file changed while it was read: this copy may be of neither
-                return
+                # text read as dictionaries has one dictionary per row group; an IPC file holds one
+                writer.write_table(table.unify_dictionaries())
+            if slot.source is not None:
+                after = os.stat(slot.source)
+                if (after.st_size, after.st_mtime_ns, after.st_ino) != slot.stat:
+                    _remove(tmp)  # the file changed while it was read: this copy may be of neither
+                    return
             self._written += tmp.stat().st_size
             os.replace(tmp, copy)
         except (OSError, pa.ArrowException) as exc:  # a full or read-only disk: work without copies
@@ -150,6 +166,10 @@ class FileCache:
             if _remove(Path(name)):
                 removed += size
         return removed
+
+
+def _variant(variant: Collection[str] | None) -> str:
+    return "strings" if variant is None else "dictionaries except " + "\x1f".join(sorted(variant))
 
 
 def _remove(path: Path) -> bool:

@@ -149,8 +149,16 @@ def make_model(kind: ModelKind, task: str, categorical: Sequence[str], numeric: 
     return Pipeline([("encode", encode), ("learn", learner)])
 
 
-def load_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file; a missing or unreadable file is a one-line DataError."""
+def load_table(location: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (a path, or a URL of one object); a missing or unreadable file is
+    a one-line DataError."""
+    from controller.adapters.objectstore import local_copy
+
+    with local_copy(location, "data file") as path:
+        return _load_table(path)
+
+
+def _load_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:

@@ -55,7 +55,7 @@ def render(result: BacktestResult, console: Console) -> None:
 
 
 def backtest(
-    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file of labelled rows.")],
+    data: Annotated[str, typer.Option("--data", help="CSV or Parquet file of labelled rows (a path or URL).")],
     target: Annotated[str, typer.Option("--target", help="The label column.")],
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk (one chunk = one period).")],
     initial_chunks: Annotated[int, typer.Option("--initial-chunks", help="Chunks the first model is fitted on.")],

@@ -36,15 +36,20 @@ def _basis(text: str | None) -> Any:
 
 @costs_app.command("import")
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="FOCUS exports: CSV or Parquet, plain or gzipped.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(help="FOCUS exports: CSV or Parquet, plain or gzipped; paths or URLs of objects (s3://...)."),
+    ],
     source: Annotated[str, typer.Option(help="Name of the billing source; an import replaces its days.")] = "default",
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import FOCUS billing exports into the ledger, replacing every day they cover for SOURCE."""
+    import contextlib
     import sys
     import time
 
+    from controller.adapters.objectstore import local_copy
     from controller.reactors.costs import import_exports, ledger_context
 
     ctx = ledger_context(config)
@@ -54,7 +59,10 @@ def import_(
         if not as_json:
             print(f"\r{f.name}: {rows:,} rows read", end="", file=sys.stderr, flush=True)
 
-    summary, reconciled = import_exports(ctx, files, source, on_batch=progress)
+    with contextlib.ExitStack() as copies:
+        # a bucket's exports are copied here whole before the import touches the ledger
+        local = [copies.enter_context(local_copy(f, "FOCUS export")) for f in files]
+        summary, reconciled = import_exports(ctx, local, source, on_batch=progress)
     if not as_json:
         print(file=sys.stderr)
     took = time.perf_counter() - started

@@ -42,10 +42,10 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 def drift_command(
-    current: Annotated[Path, typer.Option("--current", help="Current window (Parquet or CSV).")],
-    reference: Annotated[Path | None, typer.Option("--reference", help="Reference data (Parquet or CSV).")] = None,
+    current: Annotated[str, typer.Option("--current", help="Current window (Parquet or CSV; a path or URL).")],
+    reference: Annotated[str | None, typer.Option("--reference", help="Reference data (Parquet or CSV).")] = None,
     profile: Annotated[
-        Path | None, typer.Option("--profile", help="A stored reference profile (instead of data).")
+        str | None, typer.Option("--profile", help="A stored reference profile (instead of data; a path or URL).")
     ] = None,
     engine: Annotated[str, typer.Option("--engine", help="native or evidently.")] = "native",
     columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated columns to check.")] = None,
@@ -70,6 +70,7 @@ def drift_command(
     from pydantic import ValidationError
 
     from controller.adapters.datasource import read_frame
+    from controller.adapters.objectstore import local_copy
     from detectors.drift import DriftOptions, detect_drift
     from detectors.profile import ProfileFormatError, ReferenceProfile
 
@@ -100,12 +101,13 @@ def drift_command(
             raise UserError("--embeddings and --text run on the native engine only (no --html)")
         ref: pd.DataFrame | ReferenceProfile
         if profile is not None:
-            if not profile.exists():
-                raise DataError(f"profile file not found: {profile}")
-            try:
-                ref = ReferenceProfile.load(profile)
-            except ProfileFormatError as exc:
-                raise DataError(f"{profile}: {exc}") from None
+            with local_copy(profile, "profile") as stored:
+                if not stored.exists():
+                    raise DataError(f"profile file not found: {profile}")
+                try:
+                    ref = ReferenceProfile.load(stored)
+                except ProfileFormatError as exc:
+                    raise DataError(f"{profile}: {exc}") from None
         else:
             assert reference is not None
             ref = read_frame(reference, "reference")
@@ -207,7 +209,7 @@ def _print_table(report: DriftReport) -> None:
 
 
 def profile_build(
-    reference: Annotated[Path, typer.Option("--reference", help="Reference data (Parquet or CSV).")],
+    reference: Annotated[str, typer.Option("--reference", help="Reference data (Parquet or CSV; a path or URL).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the profile.")],
     columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated columns (default: all).")] = None,
     categorical: Annotated[

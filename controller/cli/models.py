@@ -362,7 +362,9 @@ def validate_component_command(
 
 def baseline(
     model: Annotated[str, typer.Argument(help="The model's name (its file in configs/models/).")],
-    reference: Annotated[Path, typer.Option(help="Labeled reference rows (Parquet or CSV): the training data.")],
+    reference: Annotated[
+        str, typer.Option(help="Labeled reference rows (Parquet or CSV; a path or URL): the training data.")
+    ],
     version: Annotated[str | None, typer.Option(help="Version to attach to (default: the watched alias).")] = None,
     config: ConfigOpt = None,
 ) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,7 +30,9 @@ if TYPE_CHECKING:
 
     from detectors.estimation import MetricEstimate
 
-CurrentOpt = Annotated[Path, typer.Option("--current", help="Current window (Parquet or CSV).")]
+CurrentOpt = Annotated[
+    str, typer.Option("--current", help="Current window (Parquet or CSV; a path or an s3://, gs://, abfs:// URL).")
+]
 
 
 TargetOpt = Annotated[str, typer.Option("--target", help="The label column.")]
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
     app.command("performance")(performance_command)
 
 
-def _require(frame: pd.DataFrame, columns: list[str], what: str, path: Path) -> None:
+def _require(frame: pd.DataFrame, columns: list[str], what: str, path: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         have = ", ".join(map(str, frame.columns[:20]))
@@ -85,7 +86,9 @@ def _metric_list(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def estimate_command(
-    reference: Annotated[Path, typer.Option("--reference", help="Labeled reference data (Parquet or CSV).")],
+    reference: Annotated[
+        str, typer.Option("--reference", help="Labeled reference data (Parquet or CSV; a path or URL).")
+    ],
     current: CurrentOpt,
     target: TargetOpt,
     pred: PredOpt,
@@ -119,8 +122,8 @@ def estimate_command(
 
 
 def _estimate(
-    reference: Path,
-    current: Path,
+    reference: str,
+    current: str,
     target: str,
     pred: str,
     proba: list[str],

@@ -184,6 +184,8 @@ def _check(ctx: Context, cfg: ModelConfig, check_id: int, now: datetime) -> Chec
     estimation_error = None
 
     signals_extra: dict[str, Any] = {"n_rows": len(rows), "version": version.version}
+    if window.schema_changes:  # files of the window whose columns differ (a partition added a column, ...)
+        signals_extra["schema_changes"] = list(window.schema_changes)
     # the features, read in place; each column read once, for quality, drift and scoring
     window_columns = CurrentWindow(ColumnsOf(rows, [c for c in features if c in rows.columns]))
     quality = check_quality(profile, window_columns)

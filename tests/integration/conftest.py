@@ -78,8 +78,10 @@ def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None
 class MlflowServer:
     """``mlflow server`` on SQLite in its own process group; can be stopped and started again."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, artifacts: str | None = None, env: dict[str, str] | None = None) -> None:
         self.folder = folder
+        self.artifacts = artifacts or str(folder / "artifacts")  # a folder, or a bucket URL (s3://...)
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -92,7 +94,7 @@ class MlflowServer:
             "--backend-store-uri",
             f"sqlite:///{self.folder / 'mlflow.db'}",
             "--artifacts-destination",
-            str(self.folder / "artifacts"),
+            self.artifacts,
             "--host",
             "127.0.0.1",
             "--port",
@@ -101,7 +103,9 @@ class MlflowServer:
             "1",
         ]
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env}
+            )
         wait_until(f"the MLflow server (log: {self.log})", self.healthy, timeout, every=0.5)
 
     def healthy(self) -> bool:
